@@ -1,0 +1,22 @@
+//! unimem-core: the pure half of unimem.
+//!
+//! Everything here builds on every OS and performs no I/O: the wire format
+//! shared with the CybMemDriver DEXT and the Linux resolver service, the
+//! address newtypes and the segment map, decoding of the kernel's pagemap and
+//! kpageflags words, the page-indexed test pattern, the checksum both ends of
+//! the wire compute, and the renderers of the seed's table and of JSON.
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod checksum;
+pub mod iokit;
+pub mod kpageflags;
+pub mod map;
+pub mod pagemap;
+pub mod pattern;
+pub mod report;
+pub mod size;
+pub mod wire;
+
+pub use addr::{AddressKind, PageSize, Pfn, PhysAddr, VirtAddr};
+pub use map::{Coverage, PaMap, Segment, Target};

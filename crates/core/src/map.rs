@@ -1,0 +1,344 @@
+//! The segment map of a buffer: ordered, non-overlapping extents that cover
+//! `[0, total_length)` of the buffer in buffer order. An extent is either a
+//! run of bytes backed by contiguous addresses, or an explicit hole (not
+//! present, swapped out, not mapped). Adjacent extents coalesce when their
+//! addresses continue each other, so a map's memory grows with the number of
+//! physically contiguous runs, not with the number of pages.
+
+use crate::addr::{AddressKind, PageSize};
+use serde::Serialize;
+
+/// What backs one extent of the buffer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// Bytes backed by contiguous addresses starting here.
+    Address(u64),
+    /// Mapped, but no page is present (never touched, or dropped).
+    NotPresent,
+    /// Swapped out: no address until it is faulted back in.
+    Swapped,
+    /// No mapping at all in the process's address space.
+    Unmapped,
+}
+
+impl Target {
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::Address(_) => "mapped",
+            Target::NotPresent => "not present",
+            Target::Swapped => "swapped",
+            Target::Unmapped => "unmapped",
+        }
+    }
+}
+
+/// One extent: `length` bytes at buffer offset `offset`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Segment {
+    pub offset: u64,
+    pub length: u64,
+    pub target: Target,
+}
+
+impl Segment {
+    pub fn end(&self) -> u64 {
+        self.offset + self.length
+    }
+
+    pub fn address(&self) -> Option<u64> {
+        match self.target {
+            Target::Address(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// Whether `next` continues this extent, so the two can be one.
+    fn continued_by(&self, next: &Segment) -> bool {
+        if self.end() != next.offset {
+            return false;
+        }
+        match (self.target, next.target) {
+            (Target::Address(a), Target::Address(b)) => a.checked_add(self.length) == Some(b),
+            (a, b) => a == b,
+        }
+    }
+}
+
+/// Whether the map covers the whole buffer with addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Coverage {
+    /// Every byte of `[0, total_length)` has an address.
+    Full,
+    /// Some bytes have none; the first such extent is described.
+    Gap {
+        /// Buffer offset of the first byte without an address.
+        offset: u64,
+        /// Length of that first hole.
+        length: u64,
+        /// Why it has none ("not present", "swapped", "unmapped", "missing").
+        reason: &'static str,
+        /// Bytes with an address, over the whole map.
+        mapped: u64,
+    },
+}
+
+/// Errors building a map from untrusted parts (wire replies).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    #[error(
+        "segment at offset {offset:#x} does not follow the previous one (expected {expected:#x})"
+    )]
+    OutOfOrder { offset: u64, expected: u64 },
+    #[error("segment at offset {offset:#x} has length 0")]
+    Empty { offset: u64 },
+    #[error("segment at offset {offset:#x} runs past the buffer end {total:#x}")]
+    PastEnd { offset: u64, total: u64 },
+    #[error("segment at offset {offset:#x} wraps the 64-bit address space")]
+    AddressOverflow { offset: u64 },
+}
+
+/// The address map of one buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PaMap {
+    kind: AddressKind,
+    page_size: PageSize,
+    total_length: u64,
+    segments: Vec<Segment>,
+}
+
+impl PaMap {
+    pub fn new(kind: AddressKind, page_size: PageSize, total_length: u64) -> Self {
+        Self {
+            kind,
+            page_size,
+            total_length,
+            segments: Vec::new(),
+        }
+    }
+
+    pub fn kind(&self) -> AddressKind {
+        self.kind
+    }
+
+    pub fn page_size(&self) -> PageSize {
+        self.page_size
+    }
+
+    pub fn total_length(&self) -> u64 {
+        self.total_length
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Extents that carry addresses, i.e. what a device may use.
+    pub fn address_segments(&self) -> impl Iterator<Item = &Segment> + '_ {
+        self.segments.iter().filter(|s| s.address().is_some())
+    }
+
+    /// Buffer offset up to which the map has been filled.
+    pub fn filled_to(&self) -> u64 {
+        self.segments.last().map_or(0, Segment::end)
+    }
+
+    /// Appends the extent that starts where the map currently ends,
+    /// coalescing with the last one when it continues it.
+    pub fn push(&mut self, length: u64, target: Target) -> Result<(), MapError> {
+        let offset = self.filled_to();
+        self.push_at(offset, length, target)
+    }
+
+    /// Appends an extent at an explicit offset; offsets must be contiguous
+    /// and in order, which is what replies from a resolver must respect.
+    pub fn push_at(&mut self, offset: u64, length: u64, target: Target) -> Result<(), MapError> {
+        let expected = self.filled_to();
+        if offset != expected {
+            return Err(MapError::OutOfOrder { offset, expected });
+        }
+        if length == 0 {
+            return Err(MapError::Empty { offset });
+        }
+        match offset.checked_add(length) {
+            Some(end) if end <= self.total_length => {}
+            _ => {
+                return Err(MapError::PastEnd {
+                    offset,
+                    total: self.total_length,
+                })
+            }
+        }
+        if let Target::Address(a) = target {
+            if a.checked_add(length).is_none() {
+                return Err(MapError::AddressOverflow { offset });
+            }
+        }
+        let seg = Segment {
+            offset,
+            length,
+            target,
+        };
+        match self.segments.last_mut() {
+            Some(last) if last.continued_by(&seg) => last.length += length,
+            _ => self.segments.push(seg),
+        }
+        Ok(())
+    }
+
+    /// Bytes that have an address.
+    pub fn mapped_bytes(&self) -> u64 {
+        self.address_segments().map(|s| s.length).sum()
+    }
+
+    /// Number of extents that have an address (the "Segment count").
+    pub fn address_segment_count(&self) -> usize {
+        self.address_segments().count()
+    }
+
+    pub fn coverage(&self) -> Coverage {
+        let mapped = self.mapped_bytes();
+        if let Some(hole) = self.segments.iter().find(|s| s.address().is_none()) {
+            return Coverage::Gap {
+                offset: hole.offset,
+                length: hole.length,
+                reason: hole.target.name(),
+                mapped,
+            };
+        }
+        let filled = self.filled_to();
+        if filled < self.total_length {
+            return Coverage::Gap {
+                offset: filled,
+                length: self.total_length - filled,
+                reason: "missing",
+                mapped,
+            };
+        }
+        Coverage::Full
+    }
+
+    /// The address of the byte at buffer offset `offset`, if it has one.
+    pub fn lookup(&self, offset: u64) -> Option<u64> {
+        let i = self.segments.partition_point(|s| s.end() <= offset);
+        let seg = self.segments.get(i)?;
+        if seg.offset > offset {
+            return None;
+        }
+        seg.address().map(|a| a + (offset - seg.offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(total: u64) -> PaMap {
+        PaMap::new(AddressKind::Physical, PageSize::new(4096).unwrap(), total)
+    }
+
+    #[test]
+    fn contiguous_pages_coalesce() {
+        let mut m = map(4 * 4096);
+        for a in [0x1000, 0x2000, 0x3000, 0x9000] {
+            m.push(4096, Target::Address(a)).unwrap();
+        }
+        assert_eq!(m.segments().len(), 2);
+        assert_eq!(
+            m.segments()[0],
+            Segment {
+                offset: 0,
+                length: 3 * 4096,
+                target: Target::Address(0x1000)
+            }
+        );
+        assert_eq!(m.segments()[1].offset, 3 * 4096);
+        assert_eq!(m.coverage(), Coverage::Full);
+        assert_eq!(m.lookup(4096 + 5), Some(0x2005));
+        assert_eq!(m.lookup(3 * 4096), Some(0x9000));
+        assert_eq!(m.lookup(4 * 4096), None);
+    }
+
+    #[test]
+    fn descending_pages_do_not_coalesce() {
+        let mut m = map(2 * 4096);
+        m.push(4096, Target::Address(0x2000)).unwrap();
+        m.push(4096, Target::Address(0x1000)).unwrap();
+        assert_eq!(m.segments().len(), 2);
+    }
+
+    #[test]
+    fn holes_coalesce_by_kind_and_report_as_gaps() {
+        let mut m = map(5 * 4096);
+        m.push(4096, Target::Address(0x1000)).unwrap();
+        m.push(4096, Target::NotPresent).unwrap();
+        m.push(4096, Target::NotPresent).unwrap();
+        m.push(4096, Target::Swapped).unwrap();
+        m.push(4096, Target::Address(0x2000)).unwrap();
+        assert_eq!(m.segments().len(), 4);
+        assert_eq!(m.address_segment_count(), 2);
+        assert_eq!(
+            m.coverage(),
+            Coverage::Gap {
+                offset: 4096,
+                length: 8192,
+                reason: "not present",
+                mapped: 8192
+            }
+        );
+        assert_eq!(m.lookup(4096), None);
+        // The page after the hole is not contiguous with the one before it
+        // in buffer order, even though its address continues it.
+        assert_eq!(m.lookup(4 * 4096), Some(0x2000));
+    }
+
+    #[test]
+    fn short_map_is_a_gap() {
+        let mut m = map(3 * 4096);
+        m.push(4096, Target::Address(0x1000)).unwrap();
+        assert_eq!(
+            m.coverage(),
+            Coverage::Gap {
+                offset: 4096,
+                length: 8192,
+                reason: "missing",
+                mapped: 4096
+            }
+        );
+    }
+
+    #[test]
+    fn untrusted_segments_are_checked() {
+        let mut m = map(2 * 4096);
+        assert_eq!(
+            m.push_at(4096, 4096, Target::Address(0)),
+            Err(MapError::OutOfOrder {
+                offset: 4096,
+                expected: 0
+            })
+        );
+        assert_eq!(
+            m.push_at(0, 0, Target::Address(0)),
+            Err(MapError::Empty { offset: 0 })
+        );
+        assert_eq!(
+            m.push_at(0, 3 * 4096, Target::Address(0)),
+            Err(MapError::PastEnd {
+                offset: 0,
+                total: 8192
+            })
+        );
+        assert_eq!(
+            m.push_at(0, u64::MAX, Target::Address(0)),
+            Err(MapError::PastEnd {
+                offset: 0,
+                total: 8192
+            })
+        );
+        assert_eq!(
+            m.push_at(0, 4096, Target::Address(u64::MAX - 10)),
+            Err(MapError::AddressOverflow { offset: 0 })
+        );
+        assert!(m.segments().is_empty());
+    }
+}

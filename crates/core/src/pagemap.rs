@@ -1,0 +1,243 @@
+//! Decoding of `/proc/PID/pagemap` entries.
+//!
+//! One little-endian u64 per virtual page of the base page size; the entry
+//! for virtual address `va` sits at file offset `(va / page_size) * 8`.
+//! Bit layout from the kernel's `Documentation/admin-guide/mm/pagemap.rst`
+//! and `fs/proc/task_mmu.c` (`PM_*` constants):
+//!
+//! | bits  | meaning                                                     |
+//! |-------|-------------------------------------------------------------|
+//! | 0–54  | PFN if present; if swapped: 0–4 swap type, 5–54 swap offset |
+//! | 55    | soft-dirty                                                  |
+//! | 56    | page exclusively mapped (since 4.2)                         |
+//! | 57    | uffd-wp write-protected (since 5.13)                        |
+//! | 58    | guard region (since 6.15)                                   |
+//! | 61    | file page or shared anonymous (since 3.5)                   |
+//! | 62    | swapped                                                     |
+//! | 63    | present                                                     |
+//!
+//! Since 4.2 the PFN field reads as zero unless the opener of the file had
+//! CAP_SYS_ADMIN. A present page with PFN 0 is therefore "hidden", a state
+//! of its own: it must never be reported as physical address 0.
+
+use crate::addr::{PageSize, Pfn};
+use crate::map::{MapError, PaMap, Target};
+
+pub const PFN_MASK: u64 = (1 << 55) - 1;
+pub const SOFT_DIRTY: u64 = 1 << 55;
+pub const EXCLUSIVE: u64 = 1 << 56;
+pub const UFFD_WP: u64 = 1 << 57;
+pub const GUARD: u64 = 1 << 58;
+pub const FILE_OR_SHARED: u64 = 1 << 61;
+pub const SWAPPED: u64 = 1 << 62;
+pub const PRESENT: u64 = 1 << 63;
+
+/// Bytes per pagemap entry.
+pub const ENTRY_SIZE: u64 = 8;
+
+/// What one pagemap entry says about its page.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PageState {
+    /// Present, with the frame that backs it.
+    Present(Pfn),
+    /// Present, but the PFN field was zeroed: the reader lacks CAP_SYS_ADMIN.
+    Hidden,
+    /// Swapped out to `swap_type` at `offset`.
+    Swapped { swap_type: u8, offset: u64 },
+    /// Neither present nor swapped.
+    NotPresent,
+}
+
+/// A decoded pagemap entry: the state plus the flag bits.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Entry(pub u64);
+
+impl Entry {
+    pub fn state(self) -> PageState {
+        let w = self.0;
+        if w & PRESENT != 0 {
+            match w & PFN_MASK {
+                0 => PageState::Hidden,
+                pfn => PageState::Present(Pfn(pfn)),
+            }
+        } else if w & SWAPPED != 0 {
+            PageState::Swapped {
+                swap_type: (w & 0x1f) as u8,
+                offset: (w & PFN_MASK) >> 5,
+            }
+        } else {
+            PageState::NotPresent
+        }
+    }
+
+    pub fn soft_dirty(self) -> bool {
+        self.0 & SOFT_DIRTY != 0
+    }
+    pub fn exclusive(self) -> bool {
+        self.0 & EXCLUSIVE != 0
+    }
+    pub fn uffd_wp(self) -> bool {
+        self.0 & UFFD_WP != 0
+    }
+    pub fn guard(self) -> bool {
+        self.0 & GUARD != 0
+    }
+    pub fn file_or_shared(self) -> bool {
+        self.0 & FILE_OR_SHARED != 0
+    }
+}
+
+/// Why feeding entries into a map stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    #[error("the PFN of the present page at buffer offset {offset:#x} is hidden (reader lacks CAP_SYS_ADMIN)")]
+    Hidden { offset: u64 },
+    #[error("PFN {pfn:#x} at buffer offset {offset:#x} does not fit a 64-bit address")]
+    BadPfn { offset: u64, pfn: u64 },
+    #[error(transparent)]
+    Map(#[from] MapError),
+}
+
+/// Appends one base page per entry to `map`, starting where it ends.
+///
+/// `base` is the page size pagemap is indexed in (the system's base page
+/// size, even for huge pages: each base page of a huge page has its own
+/// entry, with consecutive PFNs, so they coalesce). Hidden PFNs stop the
+/// feed with an error rather than produce address 0.
+pub fn feed(map: &mut PaMap, base: PageSize, entries: &[u64]) -> Result<(), FeedError> {
+    for &w in entries {
+        let offset = map.filled_to();
+        let len = base
+            .bytes()
+            .min(map.total_length() - offset.min(map.total_length()));
+        let target = match Entry(w).state() {
+            PageState::Present(pfn) => match pfn.to_phys(base) {
+                Some(pa) => Target::Address(pa.0),
+                None => return Err(FeedError::BadPfn { offset, pfn: pfn.0 }),
+            },
+            PageState::Hidden => return Err(FeedError::Hidden { offset }),
+            PageState::Swapped { .. } => Target::Swapped,
+            PageState::NotPresent => Target::NotPresent,
+        };
+        map.push(len, target)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::AddressKind;
+    use crate::map::{Coverage, Segment};
+
+    // Words captured on a Linux 6.18 guest: a present memfd page (flags
+    // FILE_OR_SHARED|PRESENT), the same read without CAP_SYS_ADMIN, a
+    // never-touched page, and a synthetic swap entry (type 3, offset 0x1234).
+    const PRESENT_MEMFD: u64 = 0xa000_0000_0012_3456;
+    const HIDDEN_MEMFD: u64 = 0xa000_0000_0000_0000;
+    const UNTOUCHED: u64 = 0;
+    const SWAP_3_1234: u64 = SWAPPED | (0x1234 << 5) | 3;
+
+    fn page() -> PageSize {
+        PageSize::new(4096).unwrap()
+    }
+
+    #[test]
+    fn decodes_states() {
+        assert_eq!(
+            Entry(PRESENT_MEMFD).state(),
+            PageState::Present(Pfn(0x123456))
+        );
+        assert!(Entry(PRESENT_MEMFD).file_or_shared());
+        assert!(!Entry(PRESENT_MEMFD).exclusive());
+        assert_eq!(Entry(HIDDEN_MEMFD).state(), PageState::Hidden);
+        assert_eq!(Entry(UNTOUCHED).state(), PageState::NotPresent);
+        assert_eq!(
+            Entry(SWAP_3_1234).state(),
+            PageState::Swapped {
+                swap_type: 3,
+                offset: 0x1234
+            }
+        );
+    }
+
+    #[test]
+    fn flag_bits_are_independent_of_state() {
+        let w = PRESENT | EXCLUSIVE | SOFT_DIRTY | UFFD_WP | GUARD | 7;
+        let e = Entry(w);
+        assert_eq!(e.state(), PageState::Present(Pfn(7)));
+        assert!(e.exclusive() && e.soft_dirty() && e.uffd_wp() && e.guard());
+        assert!(!e.file_or_shared());
+    }
+
+    #[test]
+    fn feed_coalesces_consecutive_pfns() {
+        let mut m = PaMap::new(AddressKind::Physical, page(), 4 * 4096);
+        let words = [
+            PRESENT | 0x100,
+            PRESENT | 0x101,
+            PRESENT | 0x102,
+            PRESENT | 0x80,
+        ];
+        feed(&mut m, page(), &words).unwrap();
+        assert_eq!(
+            m.segments(),
+            &[
+                Segment {
+                    offset: 0,
+                    length: 3 * 4096,
+                    target: Target::Address(0x100000)
+                },
+                Segment {
+                    offset: 3 * 4096,
+                    length: 4096,
+                    target: Target::Address(0x80000)
+                },
+            ]
+        );
+        assert_eq!(m.coverage(), Coverage::Full);
+    }
+
+    #[test]
+    fn feed_refuses_hidden_pfns() {
+        let mut m = PaMap::new(AddressKind::Physical, page(), 2 * 4096);
+        let err = feed(&mut m, page(), &[PRESENT | 0x100, HIDDEN_MEMFD]).unwrap_err();
+        assert_eq!(err, FeedError::Hidden { offset: 4096 });
+    }
+
+    #[test]
+    fn feed_records_holes() {
+        let mut m = PaMap::new(AddressKind::Physical, page(), 3 * 4096);
+        feed(&mut m, page(), &[UNTOUCHED, SWAP_3_1234, PRESENT | 1]).unwrap();
+        let t: Vec<_> = m.segments().iter().map(|s| s.target).collect();
+        assert_eq!(
+            t,
+            [Target::NotPresent, Target::Swapped, Target::Address(0x1000)]
+        );
+    }
+
+    #[test]
+    fn feed_past_the_end_is_an_error() {
+        let mut m = PaMap::new(AddressKind::Physical, page(), 4096);
+        let err = feed(&mut m, page(), &[PRESENT | 1, PRESENT | 2]).unwrap_err();
+        assert!(
+            matches!(err, FeedError::Map(MapError::Empty { .. })),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn feed_rejects_pfn_overflow() {
+        // A 55-bit PFN times a 4 KiB page fits; times a larger page may not.
+        let big = PageSize::new(1 << 20).unwrap();
+        let mut m = PaMap::new(AddressKind::Physical, big, 1 << 20);
+        let err = feed(&mut m, big, &[PRESENT | PFN_MASK]).unwrap_err();
+        assert_eq!(
+            err,
+            FeedError::BadPfn {
+                offset: 0,
+                pfn: PFN_MASK
+            }
+        );
+    }
+}

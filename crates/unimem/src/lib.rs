@@ -1,0 +1,1 @@
+//! unimem: the I/O half.
