@@ -12,6 +12,7 @@ pub mod checksum;
 pub mod iokit;
 pub mod kpageflags;
 pub mod map;
+pub mod maps;
 pub mod pagemap;
 pub mod pattern;
 pub mod report;

@@ -1,1 +1,27 @@
-//! unimem: the I/O half.
+//! unimem: for a buffer shared between the CPU and devices, which physical
+//! (or device) address ranges back it, and is the data there the data the
+//! CPU wrote.
+//!
+//! This crate is the I/O on top of `unimem-core`: surfaces (a memfd on
+//! Linux, an IOSurface on macOS), resolvers (pagemap read directly, the
+//! resolver service, the CybMemDriver DEXT), and the Linux service itself.
+#![deny(unsafe_code)]
+
+pub mod error;
+#[cfg(target_os = "linux")]
+pub mod kpageflags;
+#[cfg(target_os = "linux")]
+pub mod mapping;
+#[cfg(target_os = "linux")]
+pub mod pagemap;
+#[cfg(target_os = "linux")]
+pub mod probe;
+#[cfg(target_os = "linux")]
+pub mod resolve;
+#[cfg(target_os = "linux")]
+pub mod surface;
+#[cfg(target_os = "linux")]
+pub mod system;
+
+pub use error::{Error, ErrorKind, Result};
+pub use unimem_core as core;

@@ -1,0 +1,96 @@
+//! A shared mapping of a file, owned: `mmap` on creation, `munmap` on drop.
+//!
+//! This is one of the few files that talks to the OS with `unsafe`. The
+//! mapping is created by this type and never handed out as a raw pointer,
+//! so its slices live no longer than the mapping itself. Other processes
+//! (the resolver service, a device) may write the same pages concurrently;
+//! like any shared memory, the bytes read here are a snapshot.
+#![allow(unsafe_code)]
+
+use crate::error::{Error, ErrorKind, Result};
+use rustix::mm::{self, Advice, MapFlags, ProtFlags};
+use std::os::fd::AsFd;
+use std::ptr::NonNull;
+use unimem_core::VirtAddr;
+
+/// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, fd, offset)`, unmapped
+/// on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory; `Mapping` hands out slices
+// only through `&self`/`&mut self`, so Rust's aliasing rules apply as for
+// any owned buffer.
+unsafe impl Send for Mapping {}
+// SAFETY: as above; shared references only allow reads.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` at `offset`, shared and read-write.
+    pub fn shared(fd: impl AsFd, offset: u64, len: usize) -> Result<Self> {
+        if len == 0 {
+            return Err(Error::new(ErrorKind::InvalidRequest, "cannot map 0 bytes"));
+        }
+        // SAFETY: a new mapping at an address the kernel chooses cannot
+        // overlap any Rust object; `fd` is a valid descriptor for the call.
+        let ptr = unsafe {
+            mm::mmap(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::SHARED,
+                fd,
+                offset,
+            )
+        }
+        .map_err(|e| {
+            let kind = if e == rustix::io::Errno::NOMEM { ErrorKind::Resources } else { ErrorKind::Io };
+            Error::with_source(kind, format!("cannot map {len} bytes of the surface"), e.into())
+        })?;
+        let ptr = NonNull::new(ptr.cast::<u8>())
+            .ok_or_else(|| Error::new(ErrorKind::Io, "mmap returned a null mapping"))?;
+        Ok(Self { ptr, len })
+    }
+
+    /// `madvise(addr, len, advice)` over the whole mapping.
+    pub fn advise(&self, advice: Advice) -> rustix::io::Result<()> {
+        // SAFETY: the range is exactly this live mapping; advice values do
+        // not invalidate Rust references to it (populate, hugepage).
+        unsafe { mm::madvise(self.ptr.as_ptr().cast(), self.len, advice) }
+    }
+
+    pub fn addr(&self) -> VirtAddr {
+        VirtAddr(self.ptr.as_ptr() as u64)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` is valid for `len` bytes while `self` lives, and the
+        // mapping is readable.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as above, writable, and `&mut self` makes this the only
+        // Rust reference into the mapping.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the region this value mapped; no slice of
+        // it can outlive `self`.
+        let _ = unsafe { mm::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}

@@ -1,0 +1,235 @@
+//! The Linux surface: a memfd of any size, rounded up to its page size,
+//! mapped shared and populated. Backings: plain shmem (base pages), hugetlb
+//! (`MFD_HUGETLB`, from the reserved pool) and shmem THP (where
+//! `shmem_enabled` allows it).
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::mapping::Mapping;
+use crate::system;
+use rustix::fs::{self as rfs, MemfdFlags};
+use rustix::mm::Advice;
+use std::fmt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use unimem_core::size::human;
+use unimem_core::{PageSize, VirtAddr};
+
+/// What kind of memory backs a surface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backing {
+    /// shmem in base pages (4 KiB on x86-64).
+    Memfd,
+    /// hugetlbfs pages from the reserved pool (`MFD_HUGETLB`).
+    Hugetlb,
+    /// shmem with transparent huge pages, as `shmem_enabled` allows.
+    Thp,
+}
+
+impl Backing {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backing::Memfd => "memfd",
+            Backing::Hugetlb => "hugetlb",
+            Backing::Thp => "thp",
+        }
+    }
+}
+
+impl fmt::Display for Backing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A populated, shared memfd mapping.
+#[derive(Debug)]
+pub struct Surface {
+    // Field order matters: the mapping is unmapped before the fd closes.
+    mapping: Mapping,
+    fd: OwnedFd,
+    backing: Backing,
+    page_size: PageSize,
+}
+
+impl Surface {
+    /// Creates a surface of at least `size` bytes (rounded up to the page
+    /// size of `backing`) and populates every page.
+    pub fn create(size: u64, backing: Backing) -> Result<Surface> {
+        if size == 0 {
+            return Err(Error::new(ErrorKind::InvalidRequest, "size is 0: a surface needs at least one page"));
+        }
+        let page_size = match backing {
+            Backing::Hugetlb => system::default_huge_page_size()
+                .and_then(PageSize::new)
+                .ok_or_else(|| Error::new(ErrorKind::Unsupported, "this kernel has no hugetlb support (no Hugepagesize in /proc/meminfo)"))?,
+            Backing::Memfd | Backing::Thp => system::page_size(),
+        };
+        let len = page_size.round_up(size).ok_or_else(|| {
+            Error::new(ErrorKind::InvalidRequest, format!("size {size} is too large to round up to whole pages"))
+        })?;
+        let len_usize = usize::try_from(len).map_err(|_| {
+            Error::new(ErrorKind::InvalidRequest, format!("size {size} does not fit this machine's address space"))
+        })?;
+        match backing {
+            Backing::Hugetlb => check_huge_pool(page_size, len)?,
+            Backing::Thp => {
+                check_shmem_thp()?;
+                check_available(len)?;
+            }
+            Backing::Memfd => check_available(len)?,
+        }
+
+        let mut flags = MemfdFlags::CLOEXEC;
+        if backing == Backing::Hugetlb {
+            flags |= MemfdFlags::HUGETLB;
+        }
+        let fd = rfs::memfd_create("unimem-surface", flags)
+            .map_err(|e| Error::with_source(ErrorKind::Io, "memfd_create failed", e.into()))?;
+        rfs::ftruncate(&fd, len).map_err(|e| {
+            Error::with_source(ErrorKind::Resources, format!("cannot size the memfd to {len} bytes"), e.into())
+        })?;
+        let mapping = Mapping::shared(&fd, 0, len_usize).map_err(|e| {
+            if backing == Backing::Hugetlb && e.kind() == ErrorKind::Resources {
+                Error::new(
+                    ErrorKind::Resources,
+                    format!("the hugetlb pool cannot reserve {} for the surface: {}", human(len), pool_advice(page_size, len)),
+                )
+            } else {
+                e
+            }
+        })?;
+        if backing == Backing::Thp {
+            mapping.advise(Advice::LinuxHugepage).map_err(|e| {
+                Error::with_source(ErrorKind::Unsupported, "madvise(MADV_HUGEPAGE) failed", e.into())
+            })?;
+        }
+        let surface = Surface { mapping, fd, backing, page_size };
+        surface.populate()?;
+        Ok(surface)
+    }
+
+    /// Faults in every page for writing, so each has a frame before any
+    /// address is read.
+    fn populate(&self) -> Result<()> {
+        match self.mapping.advise(Advice::LinuxPopulateWrite) {
+            Ok(()) => Ok(()),
+            Err(e) if e == rustix::io::Errno::INVAL => {
+                // Kernels before 5.14 lack MADV_POPULATE_WRITE. Touching
+                // pages instead would turn a hugetlb shortage into SIGBUS.
+                Err(Error::with_source(
+                    ErrorKind::Unsupported,
+                    "this kernel lacks MADV_POPULATE_WRITE (Linux 5.14+ is needed)",
+                    e.into(),
+                ))
+            }
+            Err(e) => Err(Error::with_source(
+                ErrorKind::Resources,
+                format!("cannot populate the {} surface of {} (out of memory?)", self.backing, human(self.len())),
+                e.into(),
+            )),
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.mapping.len() as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mapping.is_empty()
+    }
+
+    pub fn addr(&self) -> VirtAddr {
+        self.mapping.addr()
+    }
+
+    pub fn backing(&self) -> Backing {
+        self.backing
+    }
+
+    /// The page size of this surface's memory (a huge page size for hugetlb).
+    pub fn page_size(&self) -> PageSize {
+        self.page_size
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.mapping.as_slice()
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.mapping.as_mut_slice()
+    }
+
+    /// The memfd, to pass to a resolver that must prove we hold it.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn check_available(len: u64) -> Result<()> {
+    if let Some(avail) = system::available_memory() {
+        if len > avail {
+            return Err(Error::new(
+                ErrorKind::Resources,
+                format!(
+                    "a surface of {} exceeds the {} of memory available (MemAvailable in /proc/meminfo); choose a smaller --size",
+                    human(len),
+                    human(avail)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn pool_advice(page: PageSize, len: u64) -> String {
+    let needed = len / page.bytes();
+    match system::huge_pools().ok().and_then(|p| p.into_iter().find(|p| p.page_size == page.bytes())) {
+        Some(pool) => {
+            let usable = pool.free.saturating_sub(pool.reserved);
+            format!(
+                "the pool of {} pages has {} free of {} ({} reserved) and {} are needed; as root: echo {} > {}",
+                human(page.bytes()),
+                usable,
+                pool.total,
+                pool.reserved,
+                needed,
+                pool.total + needed.saturating_sub(usable),
+                system::NR_HUGEPAGES
+            )
+        }
+        None => format!("{needed} pages of {} are needed; reserve them in {}", human(page.bytes()), system::NR_HUGEPAGES),
+    }
+}
+
+fn check_huge_pool(page: PageSize, len: u64) -> Result<()> {
+    let needed = len / page.bytes();
+    let pools = system::huge_pools()?;
+    let Some(pool) = pools.iter().find(|p| p.page_size == page.bytes()) else {
+        return Err(Error::new(ErrorKind::Unsupported, format!("no hugetlb pool of {} pages on this kernel", human(page.bytes()))));
+    };
+    if pool.free.saturating_sub(pool.reserved) < needed {
+        let what = if pool.total == 0 { "is empty" } else { "is too small" };
+        return Err(Error::new(
+            ErrorKind::Resources,
+            format!("the hugetlb pool {what}: {}", pool_advice(page, len)),
+        ));
+    }
+    Ok(())
+}
+
+fn check_shmem_thp() -> Result<()> {
+    match system::thp_mode(system::THP_SHMEM_ENABLED).as_deref() {
+        None => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!("this kernel has no shmem THP ({} is missing)", system::THP_SHMEM_ENABLED),
+        )),
+        Some(mode @ ("never" | "deny")) => Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "shmem THP is off ({} is '{mode}'): as root, echo advise > {} and retry, or use --backing hugetlb",
+                system::THP_SHMEM_ENABLED,
+                system::THP_SHMEM_ENABLED
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
