@@ -1,1 +1,93 @@
-fn main() {}
+//! `unimem`: which physical (or device) addresses back a shared buffer, and
+//! is the data there the data the CPU wrote.
+//!
+//! Exit codes: 0 success; 1 verification failed (coverage or integrity);
+//! 2 error (usage, permission, not found, resources). Errors are one line on
+//! stderr, `unimem: ...`, saying what happened and what to do.
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+
+mod info;
+mod map;
+mod output;
+mod probe;
+
+/// Physical and device address maps of shared buffers, verified.
+#[derive(Debug, Parser)]
+#[command(name = "unimem", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the seed experiment: allocate a surface, write a test pattern,
+    /// resolve it to address segments, print the map and verify it.
+    Probe(probe::ProbeArgs),
+    /// Map an existing range of another process (root), with page flags.
+    Map(map::MapArgs),
+    /// What this machine offers: page size, PFN visibility, huge pages, THP.
+    Info(info::InfoArgs),
+}
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_VERIFY_FAILED: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    let result = match &cli.command {
+        Command::Probe(args) => probe::run(args),
+        Command::Map(args) => map::run(args),
+        Command::Info(args) => info::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            report(&e);
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Prints an error and its causes on one line.
+fn report(e: &dyn std::error::Error) {
+    let mut line = format!("unimem: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        line.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// clap's help and version go to stdout with status 0; its errors become
+/// one `unimem:` line with status 2.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(EXIT_ERROR)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        _ => {
+            let text = e.render().to_string();
+            let first = text.lines().next().unwrap_or("invalid usage");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let _ = writeln!(std::io::stderr(), "unimem: {first} (see unimem --help)");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

@@ -24,7 +24,13 @@ pub fn parse_line(line: &str) -> Option<Vma> {
     let (s, e) = range.split_once('-')?;
     let start = u64::from_str_radix(s, 16).ok()?;
     let end = u64::from_str_radix(e, 16).ok()?;
-    (start < end).then_some(Vma { start, end, perms, offset, path })
+    (start < end).then_some(Vma {
+        start,
+        end,
+        perms,
+        offset,
+        path,
+    })
 }
 
 /// Every mapping in `text`, in address order as the kernel lists them.
@@ -34,7 +40,7 @@ pub fn parse(text: &str) -> Vec<Vma> {
 
 /// The pieces of `[start, end)`, in order: `(piece_start, piece_end, vma)`,
 /// with `None` for pieces no mapping covers.
-pub fn cover<'a>(vmas: &'a [Vma], start: u64, end: u64) -> Vec<(u64, u64, Option<&'a Vma>)> {
+pub fn cover(vmas: &[Vma], start: u64, end: u64) -> Vec<(u64, u64, Option<&Vma>)> {
     let mut out = Vec::new();
     let mut at = start;
     for v in vmas.iter().filter(|v| v.end > start && v.start < end) {
@@ -83,7 +89,10 @@ mod tests {
     fn cover_finds_holes() {
         let v = parse(MAPS);
         let pieces = cover(&v, 0x7f12a0100000, 0x7f12a0500000);
-        let shape: Vec<_> = pieces.iter().map(|(s, e, m)| (*s, *e, m.is_some())).collect();
+        let shape: Vec<_> = pieces
+            .iter()
+            .map(|(s, e, m)| (*s, *e, m.is_some()))
+            .collect();
         assert_eq!(
             shape,
             [

@@ -1,0 +1,97 @@
+//! `unimem info`: what this machine offers for resolving addresses.
+
+use crate::output::{self, io_error};
+use clap::Args;
+use serde::Serialize;
+use std::fmt::Write;
+use std::process::ExitCode;
+use unimem::system::{self, HugePool};
+use unimem::{pagemap, Result};
+use unimem_core::size::human;
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Info {
+    kernel: String,
+    page_size: u64,
+    /// `true`, `false`, or `null` when the check itself failed.
+    pfns_visible: Option<bool>,
+    pfn_check_error: Option<String>,
+    default_huge_page_size: Option<u64>,
+    huge_pools: Vec<HugePool>,
+    thp: Option<String>,
+    shmem_thp: Option<String>,
+}
+
+pub fn run(args: &InfoArgs) -> Result<ExitCode> {
+    let (pfns_visible, pfn_check_error) = match pagemap::can_see_pfns() {
+        Ok(v) => (Some(v), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let info = Info {
+        kernel: system::kernel_release(),
+        page_size: system::page_size().bytes(),
+        pfns_visible,
+        pfn_check_error,
+        default_huge_page_size: system::default_huge_page_size(),
+        huge_pools: system::huge_pools()?,
+        thp: system::thp_mode(system::THP_ENABLED),
+        shmem_thp: system::thp_mode(system::THP_SHMEM_ENABLED),
+    };
+    if args.json {
+        output::json(&info).map_err(io_error)?;
+    } else {
+        output::data(&render(&info)).map_err(io_error)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(i: &Info) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Kernel:            {}", i.kernel);
+    let _ = writeln!(out, "Page size:         {} bytes", i.page_size);
+    let pfn = match (i.pfns_visible, &i.pfn_check_error) {
+        (Some(true), _) => {
+            "visible (this process may read physical addresses directly)".to_string()
+        }
+        (Some(false), _) => "hidden (needs CAP_SYS_ADMIN; use the resolver service)".to_string(),
+        (None, Some(e)) => format!("unknown ({e})"),
+        (None, None) => "unknown".to_string(),
+    };
+    let _ = writeln!(out, "PFNs in pagemap:   {pfn}");
+    match i.default_huge_page_size {
+        Some(s) => {
+            let _ = writeln!(out, "Huge page size:    {}", human(s));
+        }
+        None => {
+            let _ = writeln!(out, "Huge page size:    none (no hugetlb)");
+        }
+    }
+    for p in &i.huge_pools {
+        let _ = writeln!(
+            out,
+            "Huge page pool:    {:>8}: {} total, {} free, {} reserved",
+            human(p.page_size),
+            p.total,
+            p.free,
+            p.reserved
+        );
+    }
+    let _ = writeln!(
+        out,
+        "THP:               {}",
+        i.thp.as_deref().unwrap_or("not available")
+    );
+    let _ = writeln!(
+        out,
+        "shmem THP:         {}",
+        i.shmem_thp.as_deref().unwrap_or("not available")
+    );
+    out
+}

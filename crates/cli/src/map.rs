@@ -1,0 +1,197 @@
+//! `unimem map`: the address map of an existing range of any process, with
+//! page flags from /proc/kpageflags.
+
+use crate::output::{self, io_error};
+use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
+use clap::Args;
+use serde::Serialize;
+use std::fmt::Write;
+use std::process::ExitCode;
+use unimem::inspect::{self, ProcessMap};
+use unimem::Result;
+use unimem_core::report::EDGE_ROWS;
+use unimem_core::size::{parse_address, parse_size};
+use unimem_core::{Coverage, Target, VirtAddr};
+
+#[derive(Debug, Args)]
+pub struct MapArgs {
+    /// Process whose memory to map.
+    #[arg(long)]
+    pub pid: u32,
+    /// Start of the range (hex 0x... or decimal), page-aligned.
+    #[arg(long, value_parser = parse_address_arg)]
+    pub addr: u64,
+    /// Length of the range: 4096, 2M, 1G.
+    #[arg(long, value_parser = parse_len_arg)]
+    pub len: u64,
+    /// Print one JSON document on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Print every row of a large map.
+    #[arg(long)]
+    pub all: bool,
+}
+
+fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
+    parse_address(text).map_err(|e| e.to_string())
+}
+
+fn parse_len_arg(text: &str) -> std::result::Result<u64, String> {
+    match parse_size(text) {
+        Ok(0) => Err(format!("length '{text}' is 0: give at least one page")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn run(args: &MapArgs) -> Result<ExitCode> {
+    let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len)?;
+    if args.json {
+        output::json(&MapJson::new(&pm)).map_err(io_error)?;
+    } else {
+        output::data(&render(&pm, args.all)).map_err(io_error)?;
+    }
+    let full = pm.map.coverage() == Coverage::Full;
+    Ok(ExitCode::from(if full {
+        EXIT_OK
+    } else {
+        EXIT_VERIFY_FAILED
+    }))
+}
+
+fn render(pm: &ProcessMap, all: bool) -> String {
+    let map = &pm.map;
+    let mut out = String::new();
+    let _ = writeln!(out, "=== {} ===", map.kind().title());
+    let _ = writeln!(out, "Process:        {}", pm.pid);
+    let _ = writeln!(
+        out,
+        "Range:          {:#x}..{:#x}",
+        pm.va.0,
+        pm.va.0 + map.total_length()
+    );
+    let _ = writeln!(out, "Total length:   {} bytes", map.total_length());
+    let _ = writeln!(out, "Segment count:  {}", map.address_segment_count());
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "{:<8} {:<16} {:<17} {:>12} {:>8}  Flags",
+        "Seg#",
+        "Virt Addr",
+        map.kind().column(),
+        "Length",
+        "Pages"
+    );
+    let rule = "-".repeat(96);
+    let _ = writeln!(out, "{rule}");
+    let rows = pm.rows.len();
+    let elide = !all && rows > unimem_core::report::FULL_TABLE_LIMIT;
+    for (i, r) in pm.rows.iter().enumerate() {
+        if elide && i == EDGE_ROWS {
+            let _ = writeln!(
+                out,
+                "... {} rows not shown (--all prints every row) ...",
+                rows - 2 * EDGE_ROWS
+            );
+        }
+        if elide && (EDGE_ROWS..rows - EDGE_ROWS).contains(&i) {
+            continue;
+        }
+        let addr = match r.target {
+            Target::Address(a) => format!("0x{a:013x}"),
+            other => format!("({})", other.name()),
+        };
+        let flags = r.flags.map_or_else(String::new, |f| f.describe());
+        let _ = writeln!(
+            out,
+            "{:<8} 0x{:<14x} {:<17} {:>10} B {:>8}  {}",
+            i,
+            pm.va.0 + r.offset,
+            addr,
+            r.length,
+            map.page_size().pages_in(r.length),
+            flags
+        );
+    }
+    let _ = writeln!(out, "{rule}");
+    let mapped = map.mapped_bytes();
+    let _ = writeln!(
+        out,
+        "Total mapped: {} bytes ({} pages)",
+        mapped,
+        mapped / map.page_size().bytes()
+    );
+    match map.coverage() {
+        Coverage::Full => out.push_str("[+] Every page of the range is present\n"),
+        Coverage::Gap {
+            offset,
+            length,
+            reason,
+            ..
+        } => {
+            let _ = writeln!(
+                out,
+                "[-] Not every page has an address: first hole {length} bytes at {:#x} ({reason})",
+                pm.va.0 + offset
+            );
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct MapJson {
+    pid: u32,
+    address_kind: &'static str,
+    page_size: u64,
+    virtual_address: u64,
+    total_length: u64,
+    mapped_bytes: u64,
+    coverage: Coverage,
+    segments: Vec<RowJson>,
+}
+
+#[derive(Serialize)]
+struct RowJson {
+    virtual_address: u64,
+    offset: u64,
+    /// `null` for holes.
+    address: Option<u64>,
+    length: u64,
+    state: &'static str,
+    flags: Vec<String>,
+    flags_raw: Option<u64>,
+    mapping: Option<String>,
+}
+
+impl MapJson {
+    fn new(pm: &ProcessMap) -> Self {
+        let map = &pm.map;
+        MapJson {
+            pid: pm.pid,
+            address_kind: map.kind().name(),
+            page_size: map.page_size().bytes(),
+            virtual_address: pm.va.0,
+            total_length: map.total_length(),
+            mapped_bytes: map.mapped_bytes(),
+            coverage: map.coverage(),
+            segments: pm
+                .rows
+                .iter()
+                .map(|r| RowJson {
+                    virtual_address: pm.va.0 + r.offset,
+                    offset: r.offset,
+                    address: match r.target {
+                        Target::Address(a) => Some(a),
+                        _ => None,
+                    },
+                    length: r.length,
+                    state: r.target.name(),
+                    flags: r.flags.map(|f| f.names()).unwrap_or_default(),
+                    flags_raw: r.flags.map(|f| f.0),
+                    mapping: r.mapping.clone(),
+                })
+                .collect(),
+        }
+    }
+}

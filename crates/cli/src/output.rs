@@ -1,0 +1,30 @@
+//! stdout carries data (the table or one JSON document); stderr carries
+//! diagnostics. A closed stdout (`unimem probe | head`) is not an error.
+
+use std::io::{self, Write};
+
+/// Writes `text` to stdout; a broken pipe is silently the end of output.
+pub fn data(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// Writes one JSON document and a newline to stdout.
+pub fn json<T: serde::Serialize>(value: &T) -> io::Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
+    text.push('\n');
+    data(&text)
+}
+
+/// A progress or diagnostic line on stderr.
+pub fn note(text: &str) {
+    let _ = writeln!(io::stderr(), "{text}");
+}
+
+/// Turns an output failure into the library's error type.
+pub fn io_error(e: io::Error) -> unimem::Error {
+    unimem::Error::io("cannot write the output", e)
+}

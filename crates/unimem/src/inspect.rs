@@ -1,0 +1,135 @@
+//! The map of an existing range of any process (root): which VMAs cover
+//! it, which frames back each page, and the kernel's flags for those
+//! frames — what `page-types -p PID -a START,END -l` lists, as segments.
+//!
+//! Segments are split where the address run breaks *or* the kind of page
+//! changes (huge vs. not, anonymous vs. shmem, mlocked...), so one row says
+//! one thing. Holes are explicit: unmapped (no VMA), not present, swapped.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::kpageflags::KPageFlags;
+use crate::pagemap::{check_range, Pagemap};
+use crate::system;
+use std::fs;
+use unimem_core::kpageflags::PageFlags;
+use unimem_core::maps;
+use unimem_core::{AddressKind, PaMap, Pfn, Target, VirtAddr};
+
+/// One row: a run of pages with one target and one kind of flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlaggedSegment {
+    /// Offset from the start of the range.
+    pub offset: u64,
+    pub length: u64,
+    pub target: Target,
+    /// Flags of the run's first page (`None` for holes). Runs are split
+    /// when [`PageFlags::kind`] changes.
+    pub flags: Option<PageFlags>,
+    /// Path of the VMA (`/memfd:... (deleted)`, `[heap]`, ...), if mapped.
+    pub mapping: Option<String>,
+}
+
+/// The map of `[va, va + len)` in process `pid`.
+#[derive(Debug, Clone)]
+pub struct ProcessMap {
+    pub pid: u32,
+    pub va: VirtAddr,
+    pub map: PaMap,
+    pub rows: Vec<FlaggedSegment>,
+}
+
+/// Resolves `[va, va + len)` of process `pid`, with page flags.
+pub fn map_process(pid: u32, va: VirtAddr, len: u64) -> Result<ProcessMap> {
+    let base = system::page_size();
+    check_range(base, va, len)?;
+    let maps_path = format!("/proc/{pid}/maps");
+    let text = fs::read_to_string(&maps_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::with_source(
+            ErrorKind::NotFound,
+            format!("process {pid} does not exist (has it exited?)"),
+            e,
+        ),
+        _ => Error::io(format!("cannot read {maps_path}"), e),
+    })?;
+    let vmas = maps::parse(&text);
+    let pieces = maps::cover(&vmas, va.0, va.0 + len);
+    if pieces.iter().all(|(_, _, vma)| vma.is_none()) {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no mapping of process {pid} covers {va}..{:#x} (see {maps_path})",
+                va.0 + len
+            ),
+        ));
+    }
+    let pagemap = Pagemap::open_pid(pid)?;
+    let mut map = PaMap::new(AddressKind::Physical, base, len);
+    let mut paths = Vec::new();
+    for (start, end, vma) in &pieces {
+        match vma {
+            Some(_) => pagemap.resolve_into(&mut map, VirtAddr(*start), end - start)?,
+            None => map
+                .push(end - start, Target::Unmapped)
+                .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?,
+        }
+        paths.push((start - va.0, end - va.0, vma.map(|v| v.path.clone())));
+    }
+    let rows = split_by_flags(&map, base.bytes(), &paths)?;
+    Ok(ProcessMap { pid, va, map, rows })
+}
+
+fn split_by_flags(
+    map: &PaMap,
+    base: u64,
+    paths: &[(u64, u64, Option<String>)],
+) -> Result<Vec<FlaggedSegment>> {
+    let path_at = |offset: u64| {
+        paths
+            .iter()
+            .find(|(s, e, _)| (*s..*e).contains(&offset))
+            .and_then(|(_, _, p)| p.clone())
+    };
+    let needs_flags = map.segments().iter().any(|s| s.address().is_some());
+    let kpf = if needs_flags {
+        Some(KPageFlags::open()?)
+    } else {
+        None
+    };
+    let mut rows: Vec<FlaggedSegment> = Vec::new();
+    for seg in map.segments() {
+        let (Target::Address(addr), Some(kpf)) = (seg.target, kpf.as_ref()) else {
+            rows.push(FlaggedSegment {
+                offset: seg.offset,
+                length: seg.length,
+                target: seg.target,
+                flags: None,
+                mapping: path_at(seg.offset),
+            });
+            continue;
+        };
+        let first = Pfn(addr / base);
+        let mut current: Option<FlaggedSegment> = None;
+        kpf.for_each(first, seg.length / base, |i, flags| {
+            let offset = seg.offset + i * base;
+            match current.as_mut() {
+                Some(row) if row.flags.map(PageFlags::kind) == Some(flags.kind()) => {
+                    row.length += base
+                }
+                _ => {
+                    if let Some(done) = current.take() {
+                        rows.push(done);
+                    }
+                    current = Some(FlaggedSegment {
+                        offset,
+                        length: base,
+                        target: Target::Address(addr + i * base),
+                        flags: Some(flags),
+                        mapping: path_at(offset),
+                    });
+                }
+            }
+        })?;
+        rows.extend(current);
+    }
+    Ok(rows)
+}
