@@ -42,11 +42,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), source: None }
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
     }
 
     pub fn with_source(kind: ErrorKind, message: impl Into<String>, source: io::Error) -> Self {
-        Self { kind, message: message.into(), source: Some(source) }
+        Self {
+            kind,
+            message: message.into(),
+            source: Some(source),
+        }
     }
 
     /// An I/O error on `what`, classified by its errno.

@@ -33,17 +33,25 @@ impl KPageFlags {
 
     /// Calls `each(index, flags)` for `count` frames from `first`, reading
     /// in bounded chunks.
-    pub fn for_each(&self, first: Pfn, count: u64, mut each: impl FnMut(u64, PageFlags)) -> Result<()> {
+    pub fn for_each(
+        &self,
+        first: Pfn,
+        count: u64,
+        mut each: impl FnMut(u64, PageFlags),
+    ) -> Result<()> {
         let mut bytes = vec![0u8; (count as usize).min(CHUNK) * 8];
         let mut done = 0u64;
         while done < count {
             let n = ((count - done) as usize).min(CHUNK);
             let pfn = first.0 + done;
-            self.file.read_exact_at(&mut bytes[..n * 8], pfn * 8).map_err(|e| {
-                Error::io(format!("cannot read {PATH} at PFN {pfn:#x}"), e)
-            })?;
+            self.file
+                .read_exact_at(&mut bytes[..n * 8], pfn * 8)
+                .map_err(|e| Error::io(format!("cannot read {PATH} at PFN {pfn:#x}"), e))?;
             for (i, b) in bytes[..n * 8].chunks_exact(8).enumerate() {
-                each(done + i as u64, PageFlags(u64::from_le_bytes(b.try_into().expect("8 bytes"))));
+                each(
+                    done + i as u64,
+                    PageFlags(u64::from_le_bytes(b.try_into().expect("8 bytes"))),
+                );
             }
             done += n as u64;
         }
