@@ -47,8 +47,16 @@ impl Mapping {
             )
         }
         .map_err(|e| {
-            let kind = if e == rustix::io::Errno::NOMEM { ErrorKind::Resources } else { ErrorKind::Io };
-            Error::with_source(kind, format!("cannot map {len} bytes of the surface"), e.into())
+            let kind = if e == rustix::io::Errno::NOMEM {
+                ErrorKind::Resources
+            } else {
+                ErrorKind::Io
+            };
+            Error::with_source(
+                kind,
+                format!("cannot map {len} bytes of the surface"),
+                e.into(),
+            )
         })?;
         let ptr = NonNull::new(ptr.cast::<u8>())
             .ok_or_else(|| Error::new(ErrorKind::Io, "mmap returned a null mapping"))?;

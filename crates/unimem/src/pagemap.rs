@@ -19,7 +19,8 @@ use unimem_core::{AddressKind, PaMap, PageSize, VirtAddr};
 pub const CHUNK_ENTRIES: usize = 8192;
 
 /// What to tell a user whose PFNs are hidden.
-pub const HIDDEN_PFNS: &str = "physical addresses are hidden: the kernel shows PFNs in pagemap only to \
+pub const HIDDEN_PFNS: &str =
+    "physical addresses are hidden: the kernel shows PFNs in pagemap only to \
 readers with CAP_SYS_ADMIN. Run as root (sudo), or resolve through the resolver service, which \
 needs no privilege from you: start `unimem serve` as root and run `unimem probe --via service`";
 
@@ -36,7 +37,11 @@ impl Pagemap {
     pub fn open_self() -> Result<Self> {
         let file = File::open("/proc/self/pagemap")
             .map_err(|e| Error::io("cannot open /proc/self/pagemap (is /proc mounted?)", e))?;
-        Ok(Self { file, label: "this process".into(), base: system::page_size() })
+        Ok(Self {
+            file,
+            label: "this process".into(),
+            base: system::page_size(),
+        })
     }
 
     /// `/proc/PID/pagemap` of another process.
@@ -55,7 +60,11 @@ impl Pagemap {
             ),
             _ => Error::io(format!("cannot open {path}"), e),
         })?;
-        Ok(Self { file, label: format!("process {pid}"), base: system::page_size() })
+        Ok(Self {
+            file,
+            label: format!("process {pid}"),
+            base: system::page_size(),
+        })
     }
 
     /// The page size pagemap is indexed in.
@@ -67,13 +76,15 @@ impl Pagemap {
     pub fn read(&self, va: VirtAddr, out: &mut [u64]) -> Result<()> {
         let offset = (va.0 >> self.base.shift()) * ENTRY_SIZE;
         let mut bytes = vec![0u8; out.len() * ENTRY_SIZE as usize];
-        self.file.read_exact_at(&mut bytes, offset).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof => Error::new(
-                ErrorKind::InvalidRequest,
-                format!("address {va} is beyond the address space of {}", self.label),
-            ),
-            _ => Error::io(format!("cannot read the pagemap of {}", self.label), e),
-        })?;
+        self.file
+            .read_exact_at(&mut bytes, offset)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!("address {va} is beyond the address space of {}", self.label),
+                ),
+                _ => Error::io(format!("cannot read the pagemap of {}", self.label), e),
+            })?;
         for (word, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
             *word = u64::from_le_bytes(b.try_into().expect("8-byte chunk"));
         }
@@ -104,7 +115,10 @@ impl Pagemap {
             decode::feed(map, self.base, &buf[..n]).map_err(|e| match e {
                 FeedError::Hidden { offset } => Error::new(
                     ErrorKind::PermissionDenied,
-                    format!("{HIDDEN_PFNS} (first hidden page at offset {:#x})", offset - start_offset),
+                    format!(
+                        "{HIDDEN_PFNS} (first hidden page at offset {:#x})",
+                        offset - start_offset
+                    ),
                 ),
                 other => Error::new(ErrorKind::Protocol, format!("bad pagemap entry: {other}")),
             })?;
@@ -117,22 +131,34 @@ impl Pagemap {
 /// Checks that `[va, va + len)` is a non-empty, page-aligned range.
 pub fn check_range(base: PageSize, va: VirtAddr, len: u64) -> Result<()> {
     if len == 0 {
-        return Err(Error::new(ErrorKind::InvalidRequest, "length is 0: give a length of at least one page"));
+        return Err(Error::new(
+            ErrorKind::InvalidRequest,
+            "length is 0: give a length of at least one page",
+        ));
     }
     if !base.is_aligned(va.0) {
         return Err(Error::new(
             ErrorKind::InvalidRequest,
-            format!("address {va} is not aligned to the {}-byte page size", base.bytes()),
+            format!(
+                "address {va} is not aligned to the {}-byte page size",
+                base.bytes()
+            ),
         ));
     }
     if !base.is_aligned(len) {
         return Err(Error::new(
             ErrorKind::InvalidRequest,
-            format!("length {len} is not a multiple of the {}-byte page size", base.bytes()),
+            format!(
+                "length {len} is not a multiple of the {}-byte page size",
+                base.bytes()
+            ),
         ));
     }
     if va.0.checked_add(len).is_none() {
-        return Err(Error::new(ErrorKind::InvalidRequest, format!("range {va} + {len} wraps the address space")));
+        return Err(Error::new(
+            ErrorKind::InvalidRequest,
+            format!("range {va} + {len} wraps the address space"),
+        ));
     }
     Ok(())
 }
@@ -151,6 +177,9 @@ pub fn can_see_pfns() -> Result<bool> {
     match decode::Entry(entry[0]).state() {
         decode::PageState::Present(_) => Ok(true),
         decode::PageState::Hidden => Ok(false),
-        _ => Err(Error::new(ErrorKind::Io, "a page just written is not present in pagemap")),
+        _ => Err(Error::new(
+            ErrorKind::Io,
+            "a page just written is not present in pagemap",
+        )),
     }
 }

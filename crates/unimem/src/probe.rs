@@ -53,13 +53,17 @@ impl ProbeOutcome {
 
     /// Coverage full, pattern intact, every checksum equal.
     pub fn verified(&self) -> bool {
-        self.coverage() == Coverage::Full && self.integrity.ok() && self.checksums.iter().all(ChecksumCheck::ok)
+        self.coverage() == Coverage::Full
+            && self.integrity.ok()
+            && self.checksums.iter().all(ChecksumCheck::ok)
     }
 }
 
 /// A salt that differs between runs, so stale bytes never verify.
 pub fn fresh_salt() -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     (t ^ (u64::from(std::process::id()) << 32)).rotate_left(17) | 1
 }
 
@@ -73,13 +77,19 @@ pub fn probe(
 ) -> Result<ProbeOutcome> {
     step(Step::CreatingSurface { size, backing });
     let mut surface = Surface::create(size, backing)?;
-    step(Step::SurfaceReady { addr: surface.addr().0, len: surface.len(), page_size: surface.page_size().bytes() });
+    step(Step::SurfaceReady {
+        addr: surface.addr().0,
+        len: surface.len(),
+        page_size: surface.page_size().bytes(),
+    });
 
     step(Step::WritingPattern { salt });
     let pattern = Pattern::new(surface.page_size(), salt);
     pattern.fill(0, surface.as_mut_slice());
 
-    step(Step::Connecting { resolver: resolver.describe() });
+    step(Step::Connecting {
+        resolver: resolver.describe(),
+    });
     step(Step::Requesting { len: surface.len() });
     let prepared = resolver.prepare(&surface)?;
 
@@ -94,8 +104,19 @@ pub fn probe(
                 .zip(usize::try_from(c.offset.saturating_add(c.length)).ok())
                 .and_then(|(s, e)| surface.as_slice().get(s..e))
                 .map_or(!c.value, checksum);
-            ChecksumCheck { offset: c.offset, length: c.length, resolver: c.value, local }
+            ChecksumCheck {
+                offset: c.offset,
+                length: c.length,
+                resolver: c.value,
+                local,
+            }
         })
         .collect();
-    Ok(ProbeOutcome { prepared, surface, pattern, integrity, checksums })
+    Ok(ProbeOutcome {
+        prepared,
+        surface,
+        pattern,
+        integrity,
+        checksums,
+    })
 }

@@ -8,7 +8,8 @@ use unimem_core::PageSize;
 
 /// The base page size, from the OS.
 pub fn page_size() -> PageSize {
-    PageSize::new(rustix::param::page_size() as u64).expect("the kernel's page size is a power of two >= 4096")
+    PageSize::new(rustix::param::page_size() as u64)
+        .expect("the kernel's page size is a power of two >= 4096")
 }
 
 /// One hugetlb pool (`/sys/kernel/mm/hugepages/hugepages-<N>kB`).
@@ -23,10 +24,14 @@ pub struct HugePool {
 const HUGEPAGES: &str = "/sys/kernel/mm/hugepages";
 
 fn read_u64(path: &Path) -> Result<u64> {
-    let text = fs::read_to_string(path).map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-    text.trim()
-        .parse()
-        .map_err(|_| Error::new(ErrorKind::Io, format!("{} does not hold a number", path.display())))
+    let text = fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+    text.trim().parse().map_err(|_| {
+        Error::new(
+            ErrorKind::Io,
+            format!("{} does not hold a number", path.display()),
+        )
+    })
 }
 
 /// Every hugetlb pool, smallest page size first.
@@ -39,7 +44,10 @@ pub fn huge_pools() -> Result<Vec<HugePool>> {
     };
     for entry in dir.flatten() {
         let name = entry.file_name();
-        let Some(kb) = name.to_str().and_then(|n| n.strip_prefix("hugepages-")).and_then(|n| n.strip_suffix("kB"))
+        let Some(kb) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("hugepages-"))
+            .and_then(|n| n.strip_suffix("kB"))
         else {
             continue;
         };
@@ -88,12 +96,18 @@ pub const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
 /// The selected mode of a THP sysfs file, if the kernel has it.
 pub fn thp_mode(path: &str) -> Option<String> {
-    fs::read_to_string(path).ok().as_deref().and_then(selected_mode)
+    fs::read_to_string(path)
+        .ok()
+        .as_deref()
+        .and_then(selected_mode)
 }
 
 /// `uname -r`.
 pub fn kernel_release() -> String {
-    rustix::system::uname().release().to_string_lossy().into_owned()
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -102,8 +116,14 @@ mod tests {
 
     #[test]
     fn selected_mode_reads_brackets() {
-        assert_eq!(selected_mode("always [madvise] never\n").as_deref(), Some("madvise"));
-        assert_eq!(selected_mode("always within_size advise [never] deny force").as_deref(), Some("never"));
+        assert_eq!(
+            selected_mode("always [madvise] never\n").as_deref(),
+            Some("madvise")
+        );
+        assert_eq!(
+            selected_mode("always within_size advise [never] deny force").as_deref(),
+            Some("never")
+        );
         assert_eq!(selected_mode("none"), None);
     }
 

@@ -13,7 +13,9 @@ pub struct DirectResolver {
 
 impl DirectResolver {
     pub fn new() -> Result<Self> {
-        Ok(Self { pagemap: Pagemap::open_self()? })
+        Ok(Self {
+            pagemap: Pagemap::open_self()?,
+        })
     }
 }
 
@@ -27,7 +29,9 @@ impl Resolver for DirectResolver {
     }
 
     fn prepare(&mut self, surface: &Surface) -> Result<Prepared> {
-        let map = self.pagemap.resolve(surface.addr(), surface.len(), surface.page_size())?;
+        let map = self
+            .pagemap
+            .resolve(surface.addr(), surface.len(), surface.page_size())?;
         Ok(Prepared::new(map, false, Vec::new(), None))
     }
 }

@@ -37,8 +37,18 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    pub fn new(map: PaMap, pinned: bool, checksums: Vec<RemoteChecksum>, hold: Option<Box<dyn Send>>) -> Self {
-        Self { map, pinned, checksums, _hold: hold }
+    pub fn new(
+        map: PaMap,
+        pinned: bool,
+        checksums: Vec<RemoteChecksum>,
+        hold: Option<Box<dyn Send>>,
+    ) -> Self {
+        Self {
+            map,
+            pinned,
+            checksums,
+            _hold: hold,
+        }
     }
 }
 

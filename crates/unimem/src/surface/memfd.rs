@@ -55,19 +55,33 @@ impl Surface {
     /// size of `backing`) and populates every page.
     pub fn create(size: u64, backing: Backing) -> Result<Surface> {
         if size == 0 {
-            return Err(Error::new(ErrorKind::InvalidRequest, "size is 0: a surface needs at least one page"));
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                "size is 0: a surface needs at least one page",
+            ));
         }
         let page_size = match backing {
             Backing::Hugetlb => system::default_huge_page_size()
                 .and_then(PageSize::new)
-                .ok_or_else(|| Error::new(ErrorKind::Unsupported, "this kernel has no hugetlb support (no Hugepagesize in /proc/meminfo)"))?,
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unsupported,
+                        "this kernel has no hugetlb support (no Hugepagesize in /proc/meminfo)",
+                    )
+                })?,
             Backing::Memfd | Backing::Thp => system::page_size(),
         };
         let len = page_size.round_up(size).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidRequest, format!("size {size} is too large to round up to whole pages"))
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("size {size} is too large to round up to whole pages"),
+            )
         })?;
         let len_usize = usize::try_from(len).map_err(|_| {
-            Error::new(ErrorKind::InvalidRequest, format!("size {size} does not fit this machine's address space"))
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("size {size} does not fit this machine's address space"),
+            )
         })?;
         match backing {
             Backing::Hugetlb => check_huge_pool(page_size, len)?,
@@ -85,13 +99,21 @@ impl Surface {
         let fd = rfs::memfd_create("unimem-surface", flags)
             .map_err(|e| Error::with_source(ErrorKind::Io, "memfd_create failed", e.into()))?;
         rfs::ftruncate(&fd, len).map_err(|e| {
-            Error::with_source(ErrorKind::Resources, format!("cannot size the memfd to {len} bytes"), e.into())
+            Error::with_source(
+                ErrorKind::Resources,
+                format!("cannot size the memfd to {len} bytes"),
+                e.into(),
+            )
         })?;
         let mapping = Mapping::shared(&fd, 0, len_usize).map_err(|e| {
             if backing == Backing::Hugetlb && e.kind() == ErrorKind::Resources {
                 Error::new(
                     ErrorKind::Resources,
-                    format!("the hugetlb pool cannot reserve {} for the surface: {}", human(len), pool_advice(page_size, len)),
+                    format!(
+                        "the hugetlb pool cannot reserve {} for the surface: {}",
+                        human(len),
+                        pool_advice(page_size, len)
+                    ),
                 )
             } else {
                 e
@@ -99,10 +121,19 @@ impl Surface {
         })?;
         if backing == Backing::Thp {
             mapping.advise(Advice::LinuxHugepage).map_err(|e| {
-                Error::with_source(ErrorKind::Unsupported, "madvise(MADV_HUGEPAGE) failed", e.into())
+                Error::with_source(
+                    ErrorKind::Unsupported,
+                    "madvise(MADV_HUGEPAGE) failed",
+                    e.into(),
+                )
             })?;
         }
-        let surface = Surface { mapping, fd, backing, page_size };
+        let surface = Surface {
+            mapping,
+            fd,
+            backing,
+            page_size,
+        };
         surface.populate()?;
         Ok(surface)
     }
@@ -123,7 +154,11 @@ impl Surface {
             }
             Err(e) => Err(Error::with_source(
                 ErrorKind::Resources,
-                format!("cannot populate the {} surface of {} (out of memory?)", self.backing, human(self.len())),
+                format!(
+                    "cannot populate the {} surface of {} (out of memory?)",
+                    self.backing,
+                    human(self.len())
+                ),
                 e.into(),
             )),
         }
@@ -182,7 +217,10 @@ fn check_available(len: u64) -> Result<()> {
 
 fn pool_advice(page: PageSize, len: u64) -> String {
     let needed = len / page.bytes();
-    match system::huge_pools().ok().and_then(|p| p.into_iter().find(|p| p.page_size == page.bytes())) {
+    match system::huge_pools()
+        .ok()
+        .and_then(|p| p.into_iter().find(|p| p.page_size == page.bytes()))
+    {
         Some(pool) => {
             let usable = pool.free.saturating_sub(pool.reserved);
             format!(
@@ -196,7 +234,11 @@ fn pool_advice(page: PageSize, len: u64) -> String {
                 system::NR_HUGEPAGES
             )
         }
-        None => format!("{needed} pages of {} are needed; reserve them in {}", human(page.bytes()), system::NR_HUGEPAGES),
+        None => format!(
+            "{needed} pages of {} are needed; reserve them in {}",
+            human(page.bytes()),
+            system::NR_HUGEPAGES
+        ),
     }
 }
 
@@ -204,10 +246,20 @@ fn check_huge_pool(page: PageSize, len: u64) -> Result<()> {
     let needed = len / page.bytes();
     let pools = system::huge_pools()?;
     let Some(pool) = pools.iter().find(|p| p.page_size == page.bytes()) else {
-        return Err(Error::new(ErrorKind::Unsupported, format!("no hugetlb pool of {} pages on this kernel", human(page.bytes()))));
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "no hugetlb pool of {} pages on this kernel",
+                human(page.bytes())
+            ),
+        ));
     };
     if pool.free.saturating_sub(pool.reserved) < needed {
-        let what = if pool.total == 0 { "is empty" } else { "is too small" };
+        let what = if pool.total == 0 {
+            "is empty"
+        } else {
+            "is too small"
+        };
         return Err(Error::new(
             ErrorKind::Resources,
             format!("the hugetlb pool {what}: {}", pool_advice(page, len)),
