@@ -14,3 +14,10 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "tests"
 cargo test --workspace
+
+step "macOS backend compile check (cfg unimem_apple_check, no Apple frameworks linked)"
+RUSTFLAGS="--cfg unimem_apple_check" cargo check -p unimem --all-targets --target-dir target/apple-check
+RUSTFLAGS="--cfg unimem_apple_check" cargo clippy -p unimem --all-targets --target-dir target/apple-check --quiet -- -D warnings
+
+step "DEXT portable logic: host tests"
+dext/tests/run.sh

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Builds and runs the host tests of the DEXT's portable logic with the
+# system compiler, and checks that the shared wire header compiles as C11
+# and as C++17. Exits non-zero on any failure; the last line is the
+# runner's "N passed, M failed".
+#
+# Needs only a C and a C++ compiler (Debian: apt-get install g++).
+# CXX and CC pick other compilers; BUILD_DIR moves the build output.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+dext="$(dirname "$here")"
+root="$(dirname "$dext")"
+build="${BUILD_DIR:-$root/target/dext-tests}"
+cxx="${CXX:-c++}"
+cc="${CC:-cc}"
+
+for tool in "$cxx" "$cc"; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "dext/tests/run.sh: compiler '$tool' not found (Debian: apt-get install g++)" >&2
+        exit 1
+    fi
+done
+
+mkdir -p "$build"
+warn=(-Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion)
+
+# The header alone, as C11 and as C++17, pedantic: the DEXT and any C client
+# include it.
+printf '#include "unimem_wire.h"\nint main(void) { return (int)sizeof(unimem_segments_reply) - 4096; }\n' \
+    >"$build/header_c.c"
+"$cc" -std=c11 -pedantic "${warn[@]}" -I"$dext/include" "$build/header_c.c" -o "$build/header_c"
+"$build/header_c"
+cp "$build/header_c.c" "$build/header_cxx.cpp"
+"$cxx" -std=c++17 -pedantic "${warn[@]}" -I"$dext/include" "$build/header_cxx.cpp" -o "$build/header_cxx"
+"$build/header_cxx"
+
+# The portable logic under DriverKit's constraints: no exceptions, no RTTI.
+sources=(
+    "$dext"/portable/*.cpp
+    "$here"/harness.cpp
+    "$here"/host_alloc.cpp
+    "$here"/test_*.cpp
+)
+"$cxx" -std=c++17 -O1 -g "${warn[@]}" -fno-exceptions -fno-rtti \
+    -I"$dext/include" -I"$dext/portable" -I"$here" \
+    "${sources[@]}" -o "$build/portable_tests"
+"$build/portable_tests"
