@@ -27,3 +27,5 @@ pub mod system;
 
 pub use error::{Error, ErrorKind, Result};
 pub use unimem_core as core;
+#[cfg(any(target_os = "macos", unimem_apple_check))]
+pub mod apple;
