@@ -17,9 +17,13 @@ pub mod mapping;
 #[cfg(target_os = "linux")]
 pub mod pagemap;
 #[cfg(target_os = "linux")]
+pub mod pin;
+#[cfg(target_os = "linux")]
 pub mod probe;
 #[cfg(target_os = "linux")]
 pub mod resolve;
+#[cfg(target_os = "linux")]
+pub mod service;
 #[cfg(target_os = "linux")]
 pub mod surface;
 #[cfg(target_os = "linux")]

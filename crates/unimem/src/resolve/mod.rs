@@ -11,8 +11,10 @@ use crate::surface::Surface;
 use unimem_core::PaMap;
 
 pub mod direct;
+pub mod service;
 
 pub use direct::DirectResolver;
+pub use service::ServiceResolver;
 
 /// A checksum the resolver computed over part of the prepared range,
 /// through its own mapping.

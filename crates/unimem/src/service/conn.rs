@@ -1,0 +1,394 @@
+//! One client connection: admission, then a loop of request → reply.
+//!
+//! Every frame is checked before it is acted on: size (oversized frames
+//! are seen as truncated and never read), the fds it carries (exactly one
+//! for prepare, none otherwise), the header and exact struct size
+//! (`Request::decode`), the handshake having come first, and each value
+//! against this connection's state and the service's limits. A failed
+//! check is an error reply and a log line; the connection goes on. The
+//! handle table lives on this thread's stack, so when the connection ends
+//! — by complete, close, crash of the client, or shutdown — every range it
+//! held is unpinned and unmapped.
+
+use super::frame::{self, Frame, FrameBuf};
+use super::prepared::{self, PreparedRange};
+use super::rule::Rule;
+use super::{lock, Peer, Refusal, Shared};
+use rustix::net::sockopt::{self, Timeout};
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use unimem_core::iokit::IoReturn;
+use unimem_core::wire::{
+    selector, Reply, Request, ServerInfo, MAX_MESSAGE, SEGMENTS_PER_REPLY, VERSION,
+};
+use unimem_core::AddressKind;
+
+/// A client that does not take a reply within this long is dropped, so it
+/// cannot hold a thread forever by never reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Decides whether to serve a new connection; if so, starts its thread.
+pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
+    let peer = match sockopt::socket_peercred(&sock) {
+        Ok(c) => Peer {
+            pid: c.pid.as_raw_nonzero().get(),
+            uid: c.uid.as_raw(),
+            gid: c.gid.as_raw(),
+            groups: super::sys::peer_groups(&sock).unwrap_or_default(),
+        },
+        Err(e) => {
+            shared.log(format!(
+                "connection {id}: refused: cannot read peer credentials: {e}"
+            ));
+            shared.counters.refused.fetch_add(1, Ordering::SeqCst);
+            return;
+        }
+    };
+    let who = format!(
+        "connection {id} (pid {}, uid {}, gid {})",
+        peer.pid, peer.uid, peer.gid
+    );
+    let refuse = |rule: Rule| {
+        shared.log(format!("{who}: refused: {}", rule.describe()));
+        shared.counters.refused.fetch_add(1, Ordering::SeqCst);
+        let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail()).encode();
+        let _ = frame::send(sock.as_fd(), &reply, &[]);
+    };
+    if !shared.config.policy.admits(&peer) {
+        return refuse(Rule::Policy);
+    }
+    let live = shared.counters.connections.load(Ordering::SeqCst);
+    if live >= shared.config.limits.max_connections as u64 {
+        return refuse(Rule::Connections);
+    }
+    let _ = sockopt::set_socket_timeout(&sock, Timeout::Send, Some(SEND_TIMEOUT));
+    let sock = Arc::new(sock);
+    shared.counters.connections.fetch_add(1, Ordering::SeqCst);
+    lock(&shared.conns).insert(id, Arc::clone(&sock));
+    shared.log(format!("{who}: connected"));
+    let thread_shared = Arc::clone(shared);
+    let spawned = std::thread::Builder::new()
+        .name(format!("unimem-conn-{id}"))
+        .spawn(move || {
+            let mut conn = Conn {
+                shared: &thread_shared,
+                id,
+                who,
+                handshaken: false,
+                handles: HashMap::new(),
+                next_handle: 1,
+                bytes: 0,
+            };
+            conn.serve(&sock);
+            conn.finish();
+        });
+    match spawned {
+        Ok(t) => lock(&shared.threads).push(t),
+        Err(e) => {
+            shared.log(format!("connection {id}: cannot start its thread: {e}"));
+            lock(&shared.conns).remove(&id);
+            shared.counters.connections.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+struct Conn<'a> {
+    shared: &'a Shared,
+    id: u64,
+    who: String,
+    handshaken: bool,
+    handles: HashMap<u64, PreparedRange>,
+    next_handle: u64,
+    /// Bytes prepared by this connection now.
+    bytes: u64,
+}
+
+impl Conn<'_> {
+    fn serve(&mut self, sock: &OwnedFd) {
+        let mut buf: Box<FrameBuf> = Box::new([0; MAX_MESSAGE + 1]);
+        loop {
+            let frame = match frame::recv(sock.as_fd(), &mut buf) {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(e) => {
+                    self.shared
+                        .log(format!("{}: receive failed: {e}", self.who));
+                    return;
+                }
+            };
+            let reply = self.handle(frame, &buf);
+            if let Err(e) = frame::send(sock.as_fd(), &reply, &[]) {
+                self.shared
+                    .log(format!("{}: reply not taken ({e}); closing", self.who));
+                return;
+            }
+        }
+    }
+
+    /// Releases everything the connection holds.
+    fn finish(mut self) {
+        let ranges = self.handles.len();
+        let released: u64 = self.handles.drain().map(|(_, r)| r.release()).sum();
+        let c = &self.shared.counters;
+        c.handles.fetch_sub(ranges as u64, Ordering::SeqCst);
+        lock(&self.shared.conns).remove(&self.id);
+        c.connections.fetch_sub(1, Ordering::SeqCst);
+        self.shared.log(format!(
+            "{}: closed; released {released} bytes in {ranges} ranges",
+            self.who
+        ));
+    }
+
+    /// One request → the bytes of its reply.
+    fn handle(&mut self, frame: Frame, buf: &FrameBuf) -> Vec<u8> {
+        let msg = &buf[..frame.len.min(MAX_MESSAGE)];
+        // The selector the reply names, as far as the frame tells it.
+        let guess = msg
+            .get(6..8)
+            .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
+        let started = Instant::now();
+        let result = self.dispatch(frame, msg);
+        match result {
+            Ok((reply, note)) => {
+                self.shared.debug(format!(
+                    "{}: {} ok{note} ({:.1} ms)",
+                    self.who,
+                    selector::name(reply.selector()),
+                    started.elapsed().as_secs_f64() * 1e3
+                ));
+                reply.encode()
+            }
+            Err((sel, r)) => {
+                let sel = sel.unwrap_or(guess);
+                self.shared.counters.refused.fetch_add(1, Ordering::SeqCst);
+                self.shared.log(format!(
+                    "{}: {} refused: {} [{} detail {:#x}]",
+                    self.who,
+                    selector::name(sel),
+                    r.log,
+                    r.status,
+                    r.detail
+                ));
+                Reply::error(sel, r.status, r.detail).encode()
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn dispatch(
+        &mut self,
+        mut frame: Frame,
+        msg: &[u8],
+    ) -> Result<(Reply, String), (Option<u16>, Refusal)> {
+        if frame.oversized {
+            return Err((
+                None,
+                Refusal::rule(Rule::Oversized, "message truncated at 4097 bytes"),
+            ));
+        }
+        let req = Request::decode(msg).map_err(|e| {
+            let detail = Rule::Malformed.detail();
+            (
+                None,
+                Refusal {
+                    status: e.status(),
+                    detail,
+                    log: e.to_string(),
+                },
+            )
+        })?;
+        let sel = req.selector();
+        let fail = |r: Refusal| (Some(sel), r);
+        let fds = frame.fds.len();
+        if frame.fds_truncated || (sel == selector::PREPARE && fds > 1) {
+            return Err(fail(Refusal::rule(Rule::ExtraFds, "more than one fd")));
+        }
+        if sel != selector::PREPARE && fds > 0 {
+            return Err(fail(Refusal::rule(Rule::ExtraFds, format!("{fds} fds"))));
+        }
+        if !self.handshaken && sel != selector::HANDSHAKE {
+            return Err(fail(Refusal::rule(
+                Rule::HandshakeFirst,
+                "no handshake yet",
+            )));
+        }
+        match req {
+            Request::Handshake {
+                min_version,
+                max_version,
+            } => {
+                if !(min_version..=max_version).contains(&VERSION) {
+                    return Err(fail(Refusal {
+                        status: IoReturn::UNSUPPORTED,
+                        detail: 0,
+                        log: format!(
+                            "client speaks versions {min_version}..={max_version}, \
+                             the service speaks {VERSION}"
+                        ),
+                    }));
+                }
+                self.handshaken = true;
+                let info = ServerInfo {
+                    version: VERSION,
+                    address_kind: AddressKind::Physical,
+                    page_size: self.shared.page_size,
+                    max_segments_per_reply: SEGMENTS_PER_REPLY as u32,
+                    max_prepare_bytes: self.shared.config.limits.max_prepare_bytes,
+                    server_version: format!("unimem {}", env!("CARGO_PKG_VERSION")),
+                };
+                Ok((Reply::Handshake(info), String::new()))
+            }
+            Request::Prepare {
+                offset,
+                length,
+                client_va,
+                ..
+            } => {
+                let fd = frame.fds.pop().ok_or_else(|| {
+                    fail(Refusal::rule(
+                        Rule::MissingFd,
+                        "no SCM_RIGHTS fd with the request",
+                    ))
+                })?;
+                if client_va != 0 {
+                    return Err(fail(Refusal::rule(
+                        Rule::ClientVa,
+                        format!("{client_va:#x}"),
+                    )));
+                }
+                self.prepare(fd, offset, length).map_err(fail)
+            }
+            Request::Segments {
+                handle,
+                continuation,
+            } => {
+                let range = self.range(handle).map_err(fail)?;
+                let batch = range.batch(handle, continuation).map_err(fail)?;
+                let note = format!(" handle {handle} from {continuation:#x}");
+                Ok((
+                    Reply::Segments {
+                        selector: selector::SEGMENTS,
+                        batch,
+                    },
+                    note,
+                ))
+            }
+            Request::Complete { handle } => {
+                let range = self.handles.remove(&handle).ok_or_else(|| {
+                    fail(Refusal::rule(
+                        Rule::UnknownHandle,
+                        format!("handle {handle}"),
+                    ))
+                })?;
+                let len = range.len();
+                let released_bytes = range.release();
+                self.bytes -= len;
+                self.shared.counters.handles.fetch_sub(1, Ordering::SeqCst);
+                Ok((
+                    Reply::Complete {
+                        handle,
+                        released_bytes,
+                    },
+                    format!(" handle {handle}"),
+                ))
+            }
+            Request::Checksum {
+                handle,
+                offset,
+                length,
+            } => {
+                let range = self.range(handle).map_err(fail)?;
+                let checksum = range.checksum(offset, length).map_err(fail)?;
+                Ok((
+                    Reply::Checksum {
+                        handle,
+                        offset,
+                        length,
+                        checksum,
+                        algorithm: unimem_core::checksum::ALGORITHM_FNV1A64_WORDS,
+                    },
+                    format!(" handle {handle} {offset:#x}+{length:#x}"),
+                ))
+            }
+        }
+    }
+
+    fn range(&self, handle: u64) -> Result<&PreparedRange, Refusal> {
+        self.handles
+            .get(&handle)
+            .ok_or_else(|| Refusal::rule(Rule::UnknownHandle, format!("handle {handle}")))
+    }
+
+    fn prepare(
+        &mut self,
+        fd: OwnedFd,
+        offset: u64,
+        length: u64,
+    ) -> Result<(Reply, String), Refusal> {
+        let limits = &self.shared.config.limits;
+        let f = prepared::check_fd(fd)?;
+        prepared::check_range(&f, offset, length)?;
+        if length > limits.max_prepare_bytes {
+            return Err(Refusal::rule(
+                Rule::PrepareBytes,
+                format!("{length} bytes > --max-bytes {}", limits.max_prepare_bytes),
+            ));
+        }
+        if self.bytes + length > limits.max_connection_bytes {
+            return Err(Refusal::rule(
+                Rule::ConnectionBytes,
+                format!(
+                    "{} held + {length} > {} per connection",
+                    self.bytes, limits.max_connection_bytes
+                ),
+            ));
+        }
+        if self.handles.len() >= limits.max_handles {
+            return Err(Refusal::rule(
+                Rule::Handles,
+                format!("{} held", self.handles.len()),
+            ));
+        }
+        let counters = &self.shared.counters;
+        if !counters.reserve(length, limits.max_total_bytes) {
+            return Err(Refusal::rule(
+                Rule::TotalBytes,
+                format!(
+                    "{length} more bytes > {} for all clients",
+                    limits.max_total_bytes
+                ),
+            ));
+        }
+        counters.preparing.fetch_add(1, Ordering::SeqCst);
+        let created = PreparedRange::create(
+            &f,
+            offset,
+            length,
+            &self.shared.pagemap,
+            Arc::clone(counters),
+        );
+        counters.preparing.fetch_sub(1, Ordering::SeqCst);
+        let range = created?;
+        drop(f);
+        let handle = self.next_handle;
+        self.next_handle += 1;
+        let batch = range.batch(handle, 0)?;
+        let note = format!(
+            " handle {handle}: {length} bytes pinned in {} segments",
+            range.segment_count()
+        );
+        self.bytes += length;
+        counters.handles.fetch_add(1, Ordering::SeqCst);
+        self.handles.insert(handle, range);
+        Ok((
+            Reply::Segments {
+                selector: selector::PREPARE,
+                batch,
+            },
+            note,
+        ))
+    }
+}

@@ -1,0 +1,162 @@
+//! Who may use the service, decided from the peer's credentials.
+//!
+//! Admission is by the credentials the kernel attaches to the connection
+//! (`SO_PEERCRED` for the uid and primary gid, `SO_PEERGROUPS` for the
+//! supplementary groups), never by anything the client says. Root is always
+//! admitted: root can read every pagemap itself, so refusing it protects
+//! nothing. So is the uid the service runs as.
+//!
+//! The socket's own mode follows the policy, so the file system refuses
+//! first where it can: root only → `0600`; exactly one group and no uids →
+//! owned by that group, `0660`; anything else → `0666`, and the peer
+//! credentials decide.
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Uids and gids the service admits besides root.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    pub allow_uids: Vec<u32>,
+    pub allow_gids: Vec<u32>,
+}
+
+/// The credentials of a connected client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (empty if the kernel could not tell).
+    pub groups: Vec<u32>,
+}
+
+impl Policy {
+    /// Whether `peer` may use the service.
+    pub fn admits(&self, peer: &Peer) -> bool {
+        peer.uid == 0
+            || peer.uid == rustix::process::geteuid().as_raw()
+            || self.allow_uids.contains(&peer.uid)
+            || self.allow_gids.contains(&peer.gid)
+            || peer.groups.iter().any(|g| self.allow_gids.contains(g))
+    }
+
+    /// The socket file's mode and, if the policy names exactly one group,
+    /// the group to own it.
+    pub fn socket_mode(&self) -> (u32, Option<u32>) {
+        match (self.allow_uids.as_slice(), self.allow_gids.as_slice()) {
+            ([], []) => (0o600, None),
+            ([], [gid]) => (0o660, Some(*gid)),
+            _ => (0o666, None),
+        }
+    }
+
+    /// One line for the log: who is admitted.
+    pub fn describe(&self) -> String {
+        let mut parts = vec!["root".to_string()];
+        parts.extend(self.allow_uids.iter().map(|u| format!("uid {u}")));
+        parts.extend(self.allow_gids.iter().map(|g| format!("gid {g}")));
+        parts.join(", ")
+    }
+}
+
+/// A group given as a number or a name from `/etc/group`.
+pub fn lookup_group(spec: &str) -> Result<u32> {
+    if let Ok(n) = spec.parse::<u32>() {
+        return Ok(n);
+    }
+    let text = std::fs::read_to_string("/etc/group").map_err(|e| {
+        Error::io(
+            format!("cannot read /etc/group to look up group '{spec}'"),
+            e,
+        )
+    })?;
+    find_in_db(&text, spec).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no group '{spec}' in /etc/group; give a group name that exists or a numeric gid"
+            ),
+        )
+    })
+}
+
+/// A user given as a number or a name from `/etc/passwd`.
+pub fn lookup_user(spec: &str) -> Result<u32> {
+    if let Ok(n) = spec.parse::<u32>() {
+        return Ok(n);
+    }
+    let text = std::fs::read_to_string("/etc/passwd").map_err(|e| {
+        Error::io(
+            format!("cannot read /etc/passwd to look up user '{spec}'"),
+            e,
+        )
+    })?;
+    find_in_db(&text, spec).ok_or_else(|| {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "no user '{spec}' in /etc/passwd; give a user name that exists or a numeric uid"
+            ),
+        )
+    })
+}
+
+/// The id (third field) of `name` in a `/etc/group`- or `/etc/passwd`-style
+/// database.
+fn find_in_db(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let mut f = line.split(':');
+        (f.next()? == name).then_some(())?;
+        f.next()?;
+        f.next()?.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_and_listed_ids_are_admitted() {
+        let p = Policy {
+            allow_uids: vec![1000],
+            allow_gids: vec![44],
+        };
+        let peer = |uid, gid, groups: &[u32]| Peer {
+            pid: 1,
+            uid,
+            gid,
+            groups: groups.to_vec(),
+        };
+        assert!(p.admits(&peer(0, 0, &[])));
+        assert!(p.admits(&peer(1000, 1000, &[])));
+        assert!(p.admits(&peer(1001, 44, &[])));
+        assert!(p.admits(&peer(1001, 1001, &[27, 44])));
+        assert!(!p.admits(&peer(1001, 1001, &[27])));
+    }
+
+    #[test]
+    fn socket_mode_follows_policy() {
+        assert_eq!(Policy::default().socket_mode(), (0o600, None));
+        let g = Policy {
+            allow_uids: vec![],
+            allow_gids: vec![44],
+        };
+        assert_eq!(g.socket_mode(), (0o660, Some(44)));
+        let u = Policy {
+            allow_uids: vec![1000],
+            allow_gids: vec![],
+        };
+        assert_eq!(u.socket_mode(), (0o666, None));
+    }
+
+    #[test]
+    fn group_database_lookup() {
+        let db = "root:x:0:\nvideo:x:44:alice,bob\nbroken\n";
+        assert_eq!(find_in_db(db, "video"), Some(44));
+        assert_eq!(find_in_db(db, "root"), Some(0));
+        assert_eq!(find_in_db(db, "audio"), None);
+        assert_eq!(find_in_db(db, "broken"), None);
+        assert_eq!(lookup_group("27").unwrap(), 27);
+    }
+}

@@ -1,0 +1,211 @@
+//! Helpers shared by the service tests: start a real service in-process in
+//! a fresh root-owned directory, read pagemap independently of the code
+//! under test, and run this test binary again as a child process (under
+//! another uid) to act as a client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use unimem::service::{Config, Limits, Policy, Service, ServiceHandle};
+
+/// Fails (never skips) when not root: the service must read PFNs.
+pub fn require_root() {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "the service tests need root (the service reads PFNs from pagemap and pins memory): \
+         run `sudo -E cargo test` or run the suite as root"
+    );
+}
+
+/// A fresh directory for a socket, owned by root, mode 0755, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "unimem-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running in-process service and its directory.
+pub struct Running {
+    pub handle: ServiceHandle,
+    pub socket: PathBuf,
+    _dir: TempDir,
+}
+
+pub fn start(policy: Policy, limits: Limits) -> Running {
+    require_root();
+    let dir = TempDir::new("svc");
+    let socket = dir.0.join("unimem.sock");
+    let mut config = Config::new(&socket);
+    config.policy = policy;
+    config.limits = limits;
+    config.verbose = std::env::var_os("UNIMEM_TEST_VERBOSE").is_some();
+    let handle = Service::bind(config)
+        .expect("bind the service")
+        .spawn()
+        .expect("spawn");
+    Running {
+        handle,
+        socket,
+        _dir: dir,
+    }
+}
+
+/// Raw pagemap words of `pages` base pages of process `pid` from `va`,
+/// read here with a plain `pread`, independent of the library.
+pub fn pagemap_words(pid: u32, va: u64, pages: usize) -> Vec<u64> {
+    let f = std::fs::File::open(format!("/proc/{pid}/pagemap")).unwrap();
+    let page = rustix::param::page_size() as u64;
+    let mut bytes = vec![0u8; pages * 8];
+    f.read_exact_at(&mut bytes, va / page * 8).unwrap();
+    bytes
+        .chunks_exact(8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+/// Physical address of each page (None where not present or hidden).
+pub fn physical_addresses(pid: u32, va: u64, len: u64) -> Vec<Option<u64>> {
+    let page = rustix::param::page_size() as u64;
+    pagemap_words(pid, va, (len / page) as usize)
+        .into_iter()
+        .map(|w| {
+            let pfn = w & ((1 << 55) - 1);
+            (w >> 63 == 1 && pfn != 0).then_some(pfn * page)
+        })
+        .collect()
+}
+
+/// Stable reading: the same twice in a row (pages can move between reads
+/// when they are not pinned; pinned ones never do).
+pub fn stable_addresses(pid: u32, va: u64, len: u64) -> Vec<Option<u64>> {
+    for _ in 0..5 {
+        let a = physical_addresses(pid, va, len);
+        let b = physical_addresses(pid, va, len);
+        if a == b {
+            return a;
+        }
+    }
+    panic!("pagemap of process {pid} kept changing between reads");
+}
+
+/// Lines a child prints for the parent start with this.
+pub const TAG: &str = "@@ ";
+
+/// This test binary run again as `uid`, running the ignored test `name`
+/// with `env` set. Its tagged stdout lines can be read with [`ChildClient::line`].
+pub struct ChildClient {
+    pub child: Child,
+    pub stdin: Option<ChildStdin>,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl ChildClient {
+    pub fn spawn(name: &str, uid: Option<u32>, env: &[(&str, String)]) -> ChildClient {
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = Command::new(&exe);
+        cmd.args([
+            name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.env("UNIMEM_TEST_CHILD", name);
+        if let Some(uid) = uid {
+            // As root, std also drops the supplementary groups (setgroups(0)).
+            cmd.uid(uid).gid(uid);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {} as a child client: {e}", exe.display()));
+        let stdin = child.stdin.take();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        ChildClient { child, stdin, out }
+    }
+
+    /// The next tagged line, without the tag; None at end of output.
+    pub fn line(&mut self) -> Option<String> {
+        let mut s = String::new();
+        loop {
+            s.clear();
+            if self.out.read_line(&mut s).unwrap() == 0 {
+                return None;
+            }
+            if let Some(rest) = s.strip_prefix(TAG) {
+                return Some(rest.trim_end().to_string());
+            }
+        }
+    }
+
+    /// Tells the child to finish and waits for it.
+    pub fn finish(mut self) -> std::process::ExitStatus {
+        if let Some(mut i) = self.stdin.take() {
+            let _ = writeln!(i, "done");
+        }
+        while self.line().is_some() {}
+        self.child.wait().unwrap()
+    }
+}
+
+/// Whether this process is a child started by [`ChildClient::spawn`] for
+/// the test `name`.
+pub fn is_child(name: &str) -> bool {
+    std::env::var("UNIMEM_TEST_CHILD").is_ok_and(|v| v == name)
+}
+
+/// Prints a tagged line for the parent.
+pub fn say(line: impl AsRef<str>) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{TAG}{}", line.as_ref()).unwrap();
+    out.flush().unwrap();
+}
+
+/// Waits (in the child) until the parent writes a line or closes stdin.
+pub fn wait_for_parent() {
+    let mut s = String::new();
+    let _ = std::io::stdin().read_line(&mut s);
+}
+
+/// Polls `f` until it is true or `secs` pass.
+pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    f()
+}
+
+pub fn socket_env(p: &Path) -> (&'static str, String) {
+    ("UNIMEM_TEST_SOCKET", p.display().to_string())
+}
