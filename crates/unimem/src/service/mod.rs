@@ -65,7 +65,7 @@ impl Default for Limits {
     /// 4 GiB per prepare and per connection, half of RAM in all, 64
     /// connections, 64 ranges per connection.
     fn default() -> Self {
-        let half_ram = crate::system::meminfo_kb("MemTotal").map_or(8 << 30, |kb| kb * 1024 / 2);
+        let half_ram = crate::system::meminfo_kb("MemTotal:").map_or(8 << 30, |kb| kb * 1024 / 2);
         Limits {
             max_prepare_bytes: 4 << 30,
             max_connection_bytes: 4 << 30,
@@ -510,6 +510,11 @@ impl Termination {
             .next()
             .unwrap_or(signal_hook::consts::SIGTERM)
     }
+}
+
+/// Whether this process runs with effective uid 0.
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
 }
 
 /// The file system magic of `fd`, to report what kind of file it is.

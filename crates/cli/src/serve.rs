@@ -1,0 +1,120 @@
+//! `unimem serve`: run the resolver service until SIGTERM or SIGINT.
+//!
+//! Must run as root (it reads PFNs and pins other processes' memory). Logs
+//! to stderr: one line per connection and per refusal, `-v` one per
+//! request. On SIGTERM/SIGINT it ends every connection (unpinning all they
+//! hold), removes its socket and exits 0.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use unimem::service::{self, Config, Limits, Policy, Service, Termination};
+use unimem::{Error, ErrorKind};
+use unimem_core::size::{human, parse_size};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Socket to listen on; its directory is created (mode 0755) if missing
+    /// and must not be writable by anyone but its owner.
+    #[arg(long, default_value = service::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Admit this user (name or number); repeatable. Root is always admitted.
+    #[arg(long = "allow-uid", value_name = "UID")]
+    pub allow_uid: Vec<String>,
+    /// Admit members of this group (name like "video", or number); repeatable.
+    #[arg(long = "allow-gid", value_name = "GID")]
+    pub allow_gid: Vec<String>,
+    /// Largest range one prepare may ask for: 65536, 64K, 16M, 4G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub max_bytes: Option<u64>,
+    /// Bytes one connection may hold prepared (pinned) at once.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub max_connection_bytes: Option<u64>,
+    /// Bytes all connections together may hold prepared (default: half of RAM).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub max_total_bytes: Option<u64>,
+    /// Connections served at once.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Prepared ranges one connection may hold at once.
+    #[arg(long, value_name = "N")]
+    pub max_handles: Option<usize>,
+    /// Log every request, not just connections and refusals.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    match parse_size(text) {
+        Ok(0) => Err(format!("'{text}' is 0: give a size of at least one page")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The service's configuration from the arguments.
+pub fn config(args: &ServeArgs) -> Result<Config, Error> {
+    let mut limits = Limits::default();
+    if let Some(n) = args.max_bytes {
+        limits.max_prepare_bytes = n;
+        // A per-connection limit below the per-prepare one would make the
+        // larger prepares impossible; raise it with --max-bytes.
+        limits.max_connection_bytes = limits.max_connection_bytes.max(n);
+    }
+    if let Some(n) = args.max_connection_bytes {
+        limits.max_connection_bytes = n;
+    }
+    if let Some(n) = args.max_total_bytes {
+        limits.max_total_bytes = n;
+    }
+    if let Some(n) = args.max_connections {
+        limits.max_connections = n;
+    }
+    if let Some(n) = args.max_handles {
+        limits.max_handles = n;
+    }
+    let policy = Policy {
+        allow_uids: args
+            .allow_uid
+            .iter()
+            .map(|u| service::lookup_user(u))
+            .collect::<Result<_, _>>()?,
+        allow_gids: args
+            .allow_gid
+            .iter()
+            .map(|g| service::lookup_group(g))
+            .collect::<Result<_, _>>()?,
+    };
+    let mut config = Config::new(&args.socket);
+    config.policy = policy;
+    config.limits = limits;
+    config.verbose = args.verbose;
+    Ok(config)
+}
+
+pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
+    if !service::running_as_root() {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "`unimem serve` must run as root: it reads physical addresses (CAP_SYS_ADMIN) and \
+             pins clients' memory (CAP_IPC_LOCK); run `sudo unimem serve`",
+        ));
+    }
+    let config = config(args)?;
+    let limits = config.limits.clone();
+    // Catch the signals before anything exists that a signal must clean up.
+    let mut signals = Termination::install()?;
+    let handle = Service::bind(config)?.spawn()?;
+    eprintln!(
+        "unimem serve: limits: {} per prepare, {} per connection, {} in all, {} connections, \
+         {} ranges per connection",
+        human(limits.max_prepare_bytes),
+        human(limits.max_connection_bytes),
+        human(limits.max_total_bytes),
+        limits.max_connections,
+        limits.max_handles
+    );
+    let sig = signals.wait();
+    eprintln!("unimem serve: signal {sig}: shutting down");
+    handle.shutdown();
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,133 @@
+//! A client that dies leaves nothing behind in the service: no pinned
+//! pages, no mappings, no fds. Its own test binary, so no other test opens
+//! fds in this process while the fd table is counted.
+#![cfg(target_os = "linux")]
+
+mod service_common;
+
+use service_common::*;
+use std::path::PathBuf;
+use unimem::probe::probe;
+use unimem::resolve::ServiceResolver;
+use unimem::service::{Limits, Policy, Stats};
+use unimem::surface::Backing;
+
+const MIB: u64 = 1 << 20;
+
+/// Child: creates a surface, says so, then resolves it through the
+/// service and holds it until told to finish.
+#[test]
+#[ignore = "helper: run as a child process by other tests"]
+fn child_prepare() {
+    if !is_child("child_prepare") {
+        return;
+    }
+    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
+    let size: u64 = std::env::var("UNIMEM_TEST_SIZE").unwrap().parse().unwrap();
+    let mut resolver = ServiceResolver::connect(&socket).unwrap();
+    say("SENDING");
+    match probe(size, Backing::Memfd, 3, &mut resolver, |_| {}) {
+        Ok(out) => {
+            say(format!("READY {}", out.verified()));
+            wait_for_parent();
+        }
+        Err(e) => say(format!("ERR {e}")),
+    }
+}
+
+fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+fn vm_pin_kb() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let l = s
+        .lines()
+        .find(|l| l.starts_with("VmPin:"))
+        .expect("VmPin in /proc/self/status");
+    l.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn assert_clean(svc: &Running, fds: usize, pin_kb: u64, what: &str) {
+    assert!(
+        wait_until(10, || svc.handle.stats().connections == 0),
+        "{what}: the connection did not end: {:?}",
+        svc.handle.stats()
+    );
+    let s = svc.handle.stats();
+    let expect = Stats {
+        pinned_bytes: 0,
+        mappings: 0,
+        handles: 0,
+        preparing: 0,
+        connections: 0,
+        ..s
+    };
+    assert_eq!(s, expect, "{what}: the service still holds something");
+    assert_eq!(
+        vm_pin_kb(),
+        pin_kb,
+        "{what}: the kernel still counts pinned pages (VmPin)"
+    );
+    assert!(
+        wait_until(5, || fd_count() == fds),
+        "{what}: the service holds {} fds, {fds} before",
+        fd_count()
+    );
+}
+
+#[test]
+fn a_client_killed_mid_prepare_or_while_holding_leaves_nothing_behind() {
+    let svc = start(Policy::default(), Limits::default());
+    let fds = fd_count();
+    let pin_kb = vm_pin_kb();
+    let size = 512 * MIB;
+
+    // Killed while the service is preparing its surface.
+    let mut c = ChildClient::spawn(
+        "child_prepare",
+        None,
+        &[
+            socket_env(&svc.socket),
+            ("UNIMEM_TEST_SIZE", size.to_string()),
+        ],
+    );
+    assert_eq!(c.line().as_deref(), Some("SENDING"));
+    let caught = wait_until(60, || svc.handle.stats().preparing > 0);
+    c.child.kill().unwrap();
+    assert!(
+        caught,
+        "never saw the prepare in progress: {:?}",
+        svc.handle.stats()
+    );
+    let _ = c.child.wait();
+    drop(c);
+    assert_clean(&svc, fds, pin_kb, "killed mid-prepare");
+
+    // Killed while holding a prepared, pinned range.
+    let mut c = ChildClient::spawn(
+        "child_prepare",
+        None,
+        &[
+            socket_env(&svc.socket),
+            ("UNIMEM_TEST_SIZE", (64 * MIB).to_string()),
+        ],
+    );
+    assert_eq!(c.line().as_deref(), Some("SENDING"));
+    assert_eq!(c.line().as_deref(), Some("READY true"));
+    assert_eq!(svc.handle.stats().pinned_bytes, 64 * MIB);
+    assert!(
+        vm_pin_kb() >= pin_kb + 64 * 1024,
+        "VmPin does not show the pin"
+    );
+    c.child.kill().unwrap();
+    let _ = c.child.wait();
+    drop(c);
+    assert_clean(&svc, fds, pin_kb, "killed while holding");
+
+    // And the service still serves.
+    let mut r = ServiceResolver::connect(&svc.socket).unwrap();
+    assert!(probe(4 * MIB, Backing::Memfd, 9, &mut r, |_| {})
+        .unwrap()
+        .verified());
+}
