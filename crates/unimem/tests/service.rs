@@ -797,3 +797,30 @@ fn checksum_proves_the_service_reads_the_clients_bytes() {
     );
     let _ = selector::CHECKSUM;
 }
+
+#[test]
+fn a_stalled_client_does_not_block_others() {
+    let svc = start(Policy::default(), Limits::default());
+    // One client sends requests and never reads a reply, another connects
+    // and never sends anything; both hold their connections open.
+    let stalled = raw_connect(&svc.socket);
+    let hs = Request::Handshake {
+        min_version: 1,
+        max_version: 1,
+    }
+    .encode();
+    for _ in 0..64 {
+        if rustix::net::send(&stalled, &hs, rustix::net::SendFlags::DONTWAIT).is_err() {
+            break;
+        }
+    }
+    let _silent = raw_connect(&svc.socket);
+    let started = std::time::Instant::now();
+    let mut r = ServiceResolver::connect(&svc.socket).unwrap();
+    let out = probe(4 * MIB, Backing::Memfd, 11, &mut r, |_| {}).unwrap();
+    assert!(out.verified());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "served too slowly"
+    );
+}

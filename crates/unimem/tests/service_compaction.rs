@@ -118,3 +118,60 @@ fn pinned_pages_keep_their_addresses_across_compaction() {
         unpinned_moved.len()
     );
 }
+
+/// Restores `nr_hugepages` when dropped.
+struct HugePool {
+    old: String,
+}
+
+impl Drop for HugePool {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", &self.old);
+    }
+}
+
+#[test]
+fn hugetlb_surfaces_resolve_in_huge_pages() {
+    require_root();
+    let lock = std::fs::File::create(MM_LOCK).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let old = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap();
+    let _restore = HugePool {
+        old: old.trim().to_string(),
+    };
+    let n: u64 = old.trim().parse().unwrap();
+    std::fs::write("/proc/sys/vm/nr_hugepages", (n + 8).to_string()).unwrap();
+
+    let svc = start(Policy::default(), Limits::default());
+    let mut r = unimem::resolve::ServiceResolver::connect(&svc.socket).unwrap();
+    let huge = unimem::system::default_huge_page_size().expect("hugetlb support");
+    let out = unimem::probe::probe(
+        4 * huge,
+        unimem::surface::Backing::Hugetlb,
+        1,
+        &mut r,
+        |_| {},
+    )
+    .unwrap();
+    assert!(out.verified());
+    let map = &out.prepared.map;
+    assert_eq!(
+        map.page_size().bytes(),
+        huge,
+        "the service must report the huge page size"
+    );
+    for s in map.address_segments() {
+        let a = s.address().unwrap();
+        assert!(
+            a % huge == 0 && s.length % huge == 0,
+            "segment {s:?} not huge-page aligned"
+        );
+    }
+    let own = stable_addresses(std::process::id(), out.surface.addr().0, out.surface.len());
+    let page = rustix::param::page_size();
+    for (i, a) in own.iter().enumerate() {
+        assert_eq!(map.lookup((i * page) as u64), *a, "page {i}");
+    }
+    drop(out);
+    assert_eq!(svc.handle.stats().pinned_bytes, 0);
+}
