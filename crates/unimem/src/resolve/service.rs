@@ -168,7 +168,14 @@ impl ServiceClient {
             Err(e) => return Err(e),
             Ok(()) => Ok(()),
         };
-        let frame = match frame::recv(self.sock.as_fd(), &mut self.buf) {
+        // A service that closes a connection with our request unread (a
+        // refusal) leaves ECONNRESET pending, reported before the reply it
+        // queued; the reply is read on the next try.
+        let received = match frame::recv(self.sock.as_fd(), &mut self.buf) {
+            Err(Errno::CONNRESET) => frame::recv(self.sock.as_fd(), &mut self.buf),
+            other => other,
+        };
+        let frame = match received {
             Ok(Some(f)) => f,
             Ok(None) | Err(Errno::CONNRESET) if sent.is_err() => return Err(sent.unwrap_err()),
             Ok(None) => {
