@@ -4,7 +4,9 @@ use crate::output::{self, io_error};
 use clap::Args;
 use serde::Serialize;
 use std::fmt::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use unimem::resolve::service::server_info;
 use unimem::system::{self, HugePool};
 use unimem::{pagemap, Result};
 use unimem_core::size::human;
@@ -14,6 +16,9 @@ pub struct InfoArgs {
     /// Print one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// The resolver service's socket to check.
+    #[arg(long, default_value = unimem::service::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
 }
 
 #[derive(Serialize)]
@@ -27,6 +32,16 @@ struct Info {
     huge_pools: Vec<HugePool>,
     thp: Option<String>,
     shmem_thp: Option<String>,
+    service: ServiceJson,
+}
+
+#[derive(Serialize)]
+struct ServiceJson {
+    socket: String,
+    reachable: bool,
+    version: Option<String>,
+    protocol: Option<u16>,
+    error: Option<String>,
 }
 
 pub fn run(args: &InfoArgs) -> Result<ExitCode> {
@@ -43,6 +58,22 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
         huge_pools: system::huge_pools()?,
         thp: system::thp_mode(system::THP_ENABLED),
         shmem_thp: system::thp_mode(system::THP_SHMEM_ENABLED),
+        service: match server_info(&args.socket) {
+            Ok(s) => ServiceJson {
+                socket: args.socket.display().to_string(),
+                reachable: true,
+                version: Some(s.server_version),
+                protocol: Some(s.version),
+                error: None,
+            },
+            Err(e) => ServiceJson {
+                socket: args.socket.display().to_string(),
+                reachable: false,
+                version: None,
+                protocol: None,
+                error: Some(e.to_string()),
+            },
+        },
     };
     if args.json {
         output::json(&info).map_err(io_error)?;
@@ -93,5 +124,24 @@ fn render(i: &Info) -> String {
         "shmem THP:         {}",
         i.shmem_thp.as_deref().unwrap_or("not available")
     );
+    let svc = &i.service;
+    match (&svc.version, &svc.error) {
+        (Some(v), _) => {
+            let _ = writeln!(
+                out,
+                "Resolver service:  reachable at {} ({v}, protocol {})",
+                svc.socket,
+                svc.protocol.unwrap_or(0)
+            );
+        }
+        (None, e) => {
+            let _ = writeln!(
+                out,
+                "Resolver service:  not reachable at {} ({})",
+                svc.socket,
+                e.as_deref().unwrap_or("unknown error")
+            );
+        }
+    }
     out
 }

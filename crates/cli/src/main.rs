@@ -13,6 +13,7 @@ mod info;
 mod map;
 mod output;
 mod probe;
+mod serve;
 
 /// Physical and device address maps of shared buffers, verified.
 #[derive(Debug, Parser)]
@@ -31,6 +32,9 @@ enum Command {
     Map(map::MapArgs),
     /// What this machine offers: page size, PFN visibility, huge pages, THP.
     Info(info::InfoArgs),
+    /// Run the resolver service (root): resolve and pin surfaces that
+    /// admitted clients pass over a Unix socket.
+    Serve(serve::ServeArgs),
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -46,6 +50,7 @@ fn main() -> ExitCode {
         Command::Probe(args) => probe::run(args),
         Command::Map(args) => map::run(args),
         Command::Info(args) => info::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,11 +5,14 @@ use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use unimem::pagemap;
 use unimem::probe::{self, ProbeOutcome, Step};
+use unimem::resolve::service::ServiceResolver;
 use unimem::resolve::{DirectResolver, Resolver};
 use unimem::surface::Backing;
-use unimem::Result;
+use unimem::{Error, ErrorKind, Result};
 use unimem_core::pattern::Verification;
 use unimem_core::report::{self, JsonSegment};
 use unimem_core::size::{human, parse_size};
@@ -26,6 +29,9 @@ pub struct ProbeArgs {
     /// Who resolves the addresses.
     #[arg(long, value_enum, default_value_t = Via::Auto)]
     pub via: Via,
+    /// The resolver service's socket (with --via service or auto).
+    #[arg(long, default_value = unimem::service::DEFAULT_SOCKET)]
+    pub socket: PathBuf,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -64,6 +70,8 @@ pub enum Via {
     Auto,
     /// read /proc/self/pagemap (needs CAP_SYS_ADMIN)
     Direct,
+    /// ask the resolver service (`unimem serve`), which pins the pages
+    Service,
 }
 
 fn parse_positive_size(text: &str) -> std::result::Result<u64, String> {
@@ -76,14 +84,44 @@ fn parse_positive_size(text: &str) -> std::result::Result<u64, String> {
     }
 }
 
-fn resolver(via: Via) -> Result<Box<dyn Resolver>> {
+/// Picks the resolver. Direct refuses up front when PFNs are hidden, so no
+/// surface is made for nothing; auto falls back to the service, and when
+/// neither way works says how to get each.
+fn resolver(via: Via, socket: &Path) -> Result<Box<dyn Resolver>> {
+    let direct = || -> Result<Box<dyn Resolver>> {
+        if !pagemap::can_see_pfns()? {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                pagemap::HIDDEN_PFNS,
+            ));
+        }
+        Ok(Box::new(DirectResolver::new()?))
+    };
+    let service =
+        || -> Result<Box<dyn Resolver>> { Ok(Box::new(ServiceResolver::connect(socket)?)) };
     match via {
-        Via::Direct | Via::Auto => Ok(Box::new(DirectResolver::new()?)),
+        Via::Direct => direct(),
+        Via::Service => service(),
+        Via::Auto => match direct() {
+            Ok(r) => Ok(r),
+            Err(d) if d.kind() == ErrorKind::PermissionDenied => service().map_err(|s| {
+                Error::new(
+                    s.kind(),
+                    format!(
+                        "no resolver can be used: this process cannot read PFNs (run as root for --via direct), \
+                         and the resolver service is not usable ({s}); start it as root with \
+                         `unimem serve --allow-uid {uid}` or see dist/README.md",
+                        uid = rustix::process::getuid().as_raw()
+                    ),
+                )
+            }),
+            Err(d) => Err(d),
+        },
     }
 }
 
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
-    let mut resolver = resolver(args.via)?;
+    let mut resolver = resolver(args.via, &args.socket)?;
     let outcome = probe::probe(
         args.size,
         args.backing.into(),

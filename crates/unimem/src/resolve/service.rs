@@ -400,10 +400,15 @@ fn refusal(sel: u16, status: IoReturn, detail: u32) -> Error {
             Rule::PrepareBytes => " (the limit is --max-bytes of `unimem serve`; choose a smaller --size)".into(),
             _ => String::new(),
         };
+        let denied = if kind == ErrorKind::PermissionDenied {
+            "permission denied: "
+        } else {
+            ""
+        };
         return Error::new(
             kind,
             format!(
-                "the resolver service refused {what}: {}{hint} [{status:?}]",
+                "{denied}the resolver service refused {what}: {}{hint} [{status:?}]",
                 rule.describe()
             ),
         );
