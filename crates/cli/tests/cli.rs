@@ -8,8 +8,56 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Mutex;
 
-/// Tests that change /proc/sys/vm/nr_hugepages run one at a time.
+/// Tests that change /proc/sys/vm/nr_hugepages or THP modes run one at a
+/// time, here and in every other test binary of the project.
 static HUGEPAGES: Mutex<()> = Mutex::new(());
+const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
+
+/// Holds the in-process mutex and the cross-process file lock.
+struct MmLock {
+    _guard: std::sync::MutexGuard<'static, ()>,
+    _file: std::fs::File,
+}
+
+fn mm_lock() -> MmLock {
+    let guard = HUGEPAGES.lock().unwrap_or_else(|p| p.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(MM_LOCK)
+        .unwrap();
+    file.lock().unwrap();
+    MmLock {
+        _guard: guard,
+        _file: file,
+    }
+}
+
+/// Sets a sysfs/procfs value and puts the old one back on drop.
+struct Knob {
+    path: &'static str,
+    old: String,
+}
+
+impl Knob {
+    fn set(path: &'static str, value: &str) -> Knob {
+        let text = std::fs::read_to_string(path).unwrap();
+        // Mode files list every choice with the selected one in brackets.
+        let old = match (text.find('['), text.find(']')) {
+            (Some(a), Some(b)) => text[a + 1..b].to_string(),
+            _ => text.trim().to_string(),
+        };
+        std::fs::write(path, value).unwrap();
+        Knob { path, old }
+    }
+}
+
+impl Drop for Knob {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.path, &self.old);
+    }
+}
 
 /// Sets `nr_hugepages` and puts the old value back on drop.
 struct HugePool {
@@ -356,7 +404,7 @@ fn map_errors_for_exited_unmapped_and_unaligned() {
 #[test]
 fn hugetlb_with_an_empty_pool_names_nr_hugepages() {
     require_root();
-    let _serial = HUGEPAGES.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = mm_lock();
     let _pool = HugePool::set(0);
     assert_error(
         &["probe", "--size", "4M", "--backing", "hugetlb"],
@@ -371,7 +419,7 @@ fn hugetlb_with_an_empty_pool_names_nr_hugepages() {
 #[test]
 fn hugetlb_probe_counts_huge_pages_and_matches_pagemap() {
     require_root();
-    let _serial = HUGEPAGES.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = mm_lock();
     let _pool = HugePool::set(8);
     assert!(HugePool::free() >= 4, "could not reserve 4 huge pages");
     let held = HeldProbe::start(&["--size", "8M", "--backing", "hugetlb"]);
@@ -612,4 +660,54 @@ fn a_uid_the_service_does_not_admit_is_refused() {
         err.to_lowercase().contains("permission denied") || err.contains("not admitted"),
         "{err}"
     );
+}
+
+#[test]
+fn thp_probe_gets_huge_folios_where_shmem_thp_is_allowed() {
+    require_root();
+    let _serial = mm_lock();
+    let path = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+    {
+        let _off = Knob::set(path, "never");
+        assert_error(
+            &["probe", "--size", "8M", "--backing", "thp"],
+            "shmem THP is off",
+        );
+    }
+    let _advise = Knob::set(path, "advise");
+    let held = HeldProbe::start(&["--size", "8M", "--backing", "thp"]);
+    assert_eq!(held.json["verification"]["ok"], true);
+    let (pid, va, len) = (held.pid(), held.va(), held.len());
+    let out = unimem(&[
+        "map",
+        "--pid",
+        &pid.to_string(),
+        "--addr",
+        &format!("{va:#x}"),
+        "--len",
+        &len.to_string(),
+        "--json",
+    ]);
+    let j: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    let thp_bytes: u64 = j["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["flags"].as_array().unwrap().iter().any(|f| f == "thp"))
+        .map(|r| r["length"].as_u64().unwrap())
+        .sum();
+    // With 24 GiB mostly free, a fresh 8 MiB shmem THP surface gets huge
+    // folios; allow some fallback to base pages but not a total miss.
+    assert!(
+        thp_bytes >= 4 << 20,
+        "only {thp_bytes} of {len} bytes are THP: {j}"
+    );
+    let (reference, _) = stable(5, || reference_segments(pid, va, len), || ());
+    assert!(
+        reference.len() <= 16,
+        "THP memory should be few large runs, got {}",
+        reference.len()
+    );
+    held.release();
 }
