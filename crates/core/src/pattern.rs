@@ -63,7 +63,7 @@ impl Pattern {
     pub fn origin(&self, word: u64) -> Option<u64> {
         let plain = word ^ self.salt;
         let within = plain & 0xffff_ffff;
-        if within >= self.page.bytes() || within % 8 != 0 {
+        if within >= self.page.bytes() || !within.is_multiple_of(8) {
             return None;
         }
         (plain >> 32)
