@@ -38,6 +38,10 @@ pub struct ProbeArgs {
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
+    /// With the direct resolver, read the addresses without pinning the
+    /// pages first (a snapshot the kernel may invalidate by migrating them).
+    #[arg(long)]
+    pub no_pin: bool,
     /// Keep the surface (and its preparation) until standard input closes,
     /// so its addresses can be used or inspected meanwhile.
     #[arg(long)]
@@ -87,7 +91,7 @@ fn parse_positive_size(text: &str) -> std::result::Result<u64, String> {
 /// Picks the resolver. Direct refuses up front when PFNs are hidden, so no
 /// surface is made for nothing; auto falls back to the service, and when
 /// neither way works says how to get each.
-fn resolver(via: Via, socket: &Path) -> Result<Box<dyn Resolver>> {
+fn resolver(via: Via, socket: &Path, pin: bool) -> Result<Box<dyn Resolver>> {
     let direct = || -> Result<Box<dyn Resolver>> {
         if !pagemap::can_see_pfns()? {
             return Err(Error::new(
@@ -95,7 +99,11 @@ fn resolver(via: Via, socket: &Path) -> Result<Box<dyn Resolver>> {
                 pagemap::HIDDEN_PFNS,
             ));
         }
-        Ok(Box::new(DirectResolver::new()?))
+        Ok(Box::new(if pin {
+            DirectResolver::new()?
+        } else {
+            DirectResolver::unpinned()?
+        }))
     };
     let service =
         || -> Result<Box<dyn Resolver>> { Ok(Box::new(ServiceResolver::connect(socket)?)) };
@@ -121,7 +129,7 @@ fn resolver(via: Via, socket: &Path) -> Result<Box<dyn Resolver>> {
 }
 
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
-    let mut resolver = resolver(args.via, &args.socket)?;
+    let mut resolver = resolver(args.via, &args.socket, !args.no_pin)?;
     let outcome = probe::probe(
         args.size,
         args.backing.into(),
@@ -135,6 +143,9 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
         output::data(&render(&outcome, args.all)).map_err(io_error)?;
         if !outcome.prepared.pinned && outcome.prepared.map.coverage() == Coverage::Full {
             output::note("[*] Addresses are a snapshot: the pages were not pinned, and the kernel may migrate them.");
+        }
+        if outcome.prepared.pinned {
+            output::note("[*] The pages stay pinned at these addresses until the probe exits.");
         }
     }
     if args.hold {

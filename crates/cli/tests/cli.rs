@@ -149,6 +149,11 @@ fn probe_json_matches_an_independent_pagemap_reading() {
         assert_eq!(j["page_size"], 4096);
         assert_eq!(j["total_length"], 8 << 20);
         assert_eq!(j["verification"]["ok"], true, "{j}");
+        assert_eq!(j["resolver"]["name"], "direct");
+        assert_eq!(
+            j["resolver"]["pinned"], true,
+            "the direct resolver pins by default"
+        );
         let reported = held.segments();
         let reference = reference_segments(held.pid(), held.va(), held.len());
         if reported == reference {
@@ -160,6 +165,17 @@ fn probe_json_matches_an_independent_pagemap_reading() {
         eprintln!("attempt {attempt}: addresses differ (pages moved?), retrying");
     }
     panic!("probe segments never matched the reference reading in 5 attempts");
+}
+
+#[test]
+fn no_pin_reads_an_unpinned_snapshot_and_says_so() {
+    require_root();
+    let out = unimem(&["probe", "--via", "direct", "--no-pin", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["resolver"]["pinned"], false);
+    let out = unimem(&["probe", "--via", "direct", "--no-pin"]);
+    assert!(stderr(&out).contains("snapshot"), "{}", stderr(&out));
 }
 
 #[test]

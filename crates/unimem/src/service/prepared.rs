@@ -243,8 +243,8 @@ impl PreparedRange {
     /// the service's own mapping.
     pub fn checksum(&self, offset: u64, length: u64) -> Result<u64, Refusal> {
         let ok = length > 0
-            && offset % 8 == 0
-            && length % 8 == 0
+            && offset.is_multiple_of(8)
+            && length.is_multiple_of(8)
             && offset
                 .checked_add(length)
                 .is_some_and(|end| end <= self.len());

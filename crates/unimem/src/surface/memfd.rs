@@ -193,6 +193,11 @@ impl Surface {
         self.mapping.as_mut_slice()
     }
 
+    /// The mapping itself, for pinning.
+    pub fn mapping(&self) -> &Mapping {
+        &self.mapping
+    }
+
     /// The memfd, to pass to a resolver that must prove we hold it.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
