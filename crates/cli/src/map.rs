@@ -9,7 +9,7 @@ use std::fmt::Write;
 use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
 use unimem::Result;
-use unimem_core::report::EDGE_ROWS;
+use unimem_core::report::{shown_rows, Shown};
 use unimem_core::size::{parse_address, parse_size};
 use unimem_core::{Coverage, Target, VirtAddr};
 
@@ -84,19 +84,18 @@ fn render(pm: &ProcessMap, all: bool) -> String {
     );
     let rule = "-".repeat(96);
     let _ = writeln!(out, "{rule}");
-    let rows = pm.rows.len();
-    let elide = !all && rows > unimem_core::report::FULL_TABLE_LIMIT;
-    for (i, r) in pm.rows.iter().enumerate() {
-        if elide && i == EDGE_ROWS {
-            let _ = writeln!(
-                out,
-                "... {} rows not shown (--all prints every row) ...",
-                rows - 2 * EDGE_ROWS
-            );
-        }
-        if elide && (EDGE_ROWS..rows - EDGE_ROWS).contains(&i) {
-            continue;
-        }
+    for shown in shown_rows(pm.rows.len(), all) {
+        let i = match shown {
+            Shown::Row(i) => i,
+            Shown::Elided(hidden) => {
+                let _ = writeln!(
+                    out,
+                    "... {hidden} rows not shown (--all prints every row) ..."
+                );
+                continue;
+            }
+        };
+        let r = &pm.rows[i];
         let addr = match r.target {
             Target::Address(a) => format!("0x{a:013x}"),
             other => format!("({})", other.name()),

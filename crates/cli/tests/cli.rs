@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -271,12 +270,7 @@ fn map_shows_holes_explicitly() {
 #[test]
 fn unprivileged_direct_probe_is_permission_denied() {
     require_root();
-    let out = Command::new(world_executable_bin())
-        .args(["probe", "--via", "direct"])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = as_nobody(&["probe", "--via", "direct"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -645,12 +639,7 @@ fn unprivileged_probe_through_the_real_service_gets_pinned_addresses() {
 #[test]
 fn auto_without_pfns_or_service_explains_both_ways() {
     require_root();
-    let out = Command::new(world_executable_bin())
-        .args(["probe", "--socket", "/nonexistent/unimem.sock"])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = as_nobody(&["probe", "--socket", "/nonexistent/unimem.sock"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(
@@ -664,12 +653,7 @@ fn auto_without_pfns_or_service_explains_both_ways() {
 fn a_uid_the_service_does_not_admit_is_refused() {
     require_root();
     let served = Served::start(&["--allow-uid", "4242"]);
-    let out = Command::new(world_executable_bin())
-        .args(["probe", "--via", "service", "--socket", &served.socket()])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = as_nobody(&["probe", "--via", "service", "--socket", &served.socket()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

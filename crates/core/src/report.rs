@@ -68,6 +68,32 @@ fn row(out: &mut String, w: &Widths, map: &PaMap, index: Option<usize>, seg: &Se
     );
 }
 
+/// One line of a table that may be elided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Print row `i`.
+    Row(usize),
+    /// Stands for this many rows not printed.
+    Elided(usize),
+}
+
+fn is_elided(rows: usize, all: bool) -> bool {
+    !all && rows > FULL_TABLE_LIMIT
+}
+
+/// The lines of a table of `rows` rows: every row, or with `all` false and
+/// more than [`FULL_TABLE_LIMIT`] rows, the first and last [`EDGE_ROWS`]
+/// around one elision.
+pub fn shown_rows(rows: usize, all: bool) -> Vec<Shown> {
+    if !is_elided(rows, all) {
+        return (0..rows).map(Shown::Row).collect();
+    }
+    let mut out: Vec<Shown> = (0..EDGE_ROWS).map(Shown::Row).collect();
+    out.push(Shown::Elided(rows - 2 * EDGE_ROWS));
+    out.extend((rows - EDGE_ROWS..rows).map(Shown::Row));
+    out
+}
+
 /// The map block, from the title to "Total mapped". With `all` false, maps
 /// of more than [`FULL_TABLE_LIMIT`] rows show their first and last
 /// [`EDGE_ROWS`] rows and a summary.
@@ -102,20 +128,18 @@ pub fn render_map(map: &PaMap, all: bool) -> String {
         }));
     }
     let rows = map.segments().len();
-    let elide = !all && rows > FULL_TABLE_LIMIT;
-    for (i, seg) in map.segments().iter().enumerate() {
-        if elide && i == EDGE_ROWS {
-            let hidden = rows - 2 * EDGE_ROWS;
-            let _ = writeln!(
-                out,
-                "... {hidden} rows not shown (--all prints every row) ..."
-            );
+    for shown in shown_rows(rows, all) {
+        match shown {
+            Shown::Row(i) => row(&mut out, &w, map, numbered[i], &map.segments()[i]),
+            Shown::Elided(hidden) => {
+                let _ = writeln!(
+                    out,
+                    "... {hidden} rows not shown (--all prints every row) ..."
+                );
+            }
         }
-        if elide && (EDGE_ROWS..rows - EDGE_ROWS).contains(&i) {
-            continue;
-        }
-        row(&mut out, &w, map, numbered[i], seg);
     }
+    let elide = is_elided(rows, all);
     out.push_str(RULE);
     out.push('\n');
     let mapped = map.mapped_bytes();

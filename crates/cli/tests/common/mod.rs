@@ -53,6 +53,14 @@ pub fn world_executable_bin() -> PathBuf {
     .clone()
 }
 
+/// Runs the binary as nobody (uid and gid 65534).
+pub fn as_nobody(args: &[&str]) -> Output {
+    let mut cmd = Command::new(world_executable_bin());
+    std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+    std::os::unix::process::CommandExt::gid(&mut cmd, 65534);
+    cmd.args(args).output().expect("run unimem as nobody")
+}
+
 /// Physically contiguous runs `(address, length)` of `[va, va+len)` in
 /// `pid`, read straight from /proc/PID/pagemap: bit 63 present, bits 0-54
 /// PFN. Panics on a page that is not present or hidden: callers populate
