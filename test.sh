@@ -18,6 +18,13 @@ cargo test --workspace
 step "macOS backend compile check (cfg unimem_apple_check, no Apple frameworks linked)"
 RUSTFLAGS="--cfg unimem_apple_check" cargo check -p unimem --all-targets --target-dir target/apple-check
 RUSTFLAGS="--cfg unimem_apple_check" cargo clippy -p unimem --all-targets --target-dir target/apple-check --quiet -- -D warnings
+RUSTFLAGS="--cfg unimem_apple_check" cargo check -p unimem-cli --all-targets --target-dir target/apple-check
+RUSTFLAGS="--cfg unimem_apple_check" cargo clippy -p unimem-cli --all-targets --target-dir target/apple-check --quiet -- -D warnings
+# With the macOS standard library installed (rustup target add
+# aarch64-apple-darwin), also check the real macOS build of the CLI.
+if rustup target list --installed 2>/dev/null | grep -x aarch64-apple-darwin >/dev/null; then
+    cargo clippy -p unimem -p unimem-cli --all-targets --target aarch64-apple-darwin --target-dir target/apple-check --quiet -- -D warnings
+fi
 
 step "DEXT portable logic: host tests"
 dext/tests/run.sh

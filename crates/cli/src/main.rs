@@ -9,11 +9,26 @@ use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
 
+#[cfg(target_os = "linux")]
 mod info;
+// Compiled with unimem_apple_check on Linux too, so CI checks it.
+#[cfg(any(target_os = "macos", unimem_apple_check))]
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+mod info_macos;
+#[cfg(target_os = "linux")]
 mod map;
 mod output;
 mod probe;
+#[cfg(target_os = "linux")]
 mod serve;
+#[cfg(any(not(target_os = "linux"), unimem_apple_check))]
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+mod unsupported;
+
+#[cfg(target_os = "linux")]
+use info::InfoArgs;
+#[cfg(not(target_os = "linux"))]
+use info_macos::InfoArgs;
 
 /// Physical and device address maps of shared buffers, verified.
 #[derive(Debug, Parser)]
@@ -29,12 +44,23 @@ enum Command {
     /// resolve it to address segments, print the map and verify it.
     Probe(probe::ProbeArgs),
     /// Map an existing range of another process (root), with page flags.
+    #[cfg(target_os = "linux")]
     Map(map::MapArgs),
-    /// What this machine offers: page size, PFN visibility, huge pages, THP.
-    Info(info::InfoArgs),
+    /// Linux only.
+    #[cfg(not(target_os = "linux"))]
+    #[command(hide = true)]
+    Map(unsupported::Rest),
+    /// What this machine offers: page size, PFN visibility, huge pages, THP
+    /// (Linux); page size and the DEXT (macOS).
+    Info(InfoArgs),
     /// Run the resolver service (root): resolve and pin surfaces that
     /// admitted clients pass over a Unix socket.
+    #[cfg(target_os = "linux")]
     Serve(serve::ServeArgs),
+    /// Linux only.
+    #[cfg(not(target_os = "linux"))]
+    #[command(hide = true)]
+    Serve(unsupported::Rest),
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -48,9 +74,25 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Probe(args) => probe::run(args),
+        #[cfg(target_os = "linux")]
         Command::Map(args) => map::run(args),
+        #[cfg(not(target_os = "linux"))]
+        Command::Map(_) => unsupported::run(
+            "map",
+            "it reads another process's /proc/PID/pagemap, which only Linux has",
+        ),
+        #[cfg(target_os = "linux")]
         Command::Info(args) => info::run(args),
+        #[cfg(not(target_os = "linux"))]
+        Command::Info(args) => info_macos::run(args),
+        #[cfg(target_os = "linux")]
         Command::Serve(args) => serve::run(args),
+        #[cfg(not(target_os = "linux"))]
+        Command::Serve(_) => unsupported::run(
+            "serve",
+            "the resolver service is Linux's counterpart of the CybMemDriver DEXT; \
+             on macOS activate the DEXT instead (DEVELOPMENT.md)",
+        ),
     };
     match result {
         Ok(code) => code,

@@ -1,22 +1,31 @@
 //! `unimem probe`: the seed experiment end to end.
+//!
+//! Linux resolves a memfd surface directly through pagemap or through the
+//! resolver service; macOS resolves an IOSurface through the CybMemDriver
+//! DEXT (`--via dext`, see `dext.rs`). Both print through `view.rs`.
 
-use crate::output::{self, io_error};
-use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
+#[cfg(any(target_os = "macos", unimem_apple_check))]
+mod dext;
+mod view;
+
+use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
-use serde::Serialize;
-use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use unimem::pagemap;
-use unimem::probe::{self, ProbeOutcome, Step};
-use unimem::resolve::service::ServiceResolver;
-use unimem::resolve::{DirectResolver, Resolver};
-use unimem::surface::Backing;
-use unimem::{Error, ErrorKind, Result};
-use unimem_core::pattern::Verification;
-use unimem_core::report::{self, JsonSegment};
-use unimem_core::size::{human, parse_size};
-use unimem_core::Coverage;
+use unimem::Result;
+use unimem_core::size::parse_size;
+#[cfg(target_os = "linux")]
+use {
+    crate::output,
+    std::path::{Path, PathBuf},
+    unimem::pagemap,
+    unimem::probe::{self, ProbeOutcome, Step},
+    unimem::resolve::service::ServiceResolver,
+    unimem::resolve::{DirectResolver, Resolver},
+    unimem::surface::Backing,
+    unimem::{Error, ErrorKind},
+    unimem_core::size::human,
+    view::{ProbeView, ResolverJson, SurfaceJson},
+};
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
@@ -24,12 +33,14 @@ pub struct ProbeArgs {
     #[arg(long, default_value = "64K", value_parser = parse_positive_size)]
     pub size: u64,
     /// What memory backs the surface.
+    #[cfg(target_os = "linux")]
     #[arg(long, value_enum, default_value_t = BackingArg::Memfd)]
     pub backing: BackingArg,
     /// Who resolves the addresses.
-    #[arg(long, value_enum, default_value_t = Via::Auto)]
+    #[arg(long, value_enum, default_value_t = Via::DEFAULT)]
     pub via: Via,
     /// The resolver service's socket (with --via service or auto).
+    #[cfg(target_os = "linux")]
     #[arg(long, default_value = unimem::service::DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// Print one JSON document on stdout instead of the table.
@@ -40,6 +51,7 @@ pub struct ProbeArgs {
     pub all: bool,
     /// With the direct resolver, read the addresses without pinning the
     /// pages first (a snapshot the kernel may invalidate by migrating them).
+    #[cfg(target_os = "linux")]
     #[arg(long)]
     pub no_pin: bool,
     /// Keep the surface (and its preparation) until standard input closes,
@@ -48,6 +60,7 @@ pub struct ProbeArgs {
     pub hold: bool,
 }
 
+#[cfg(target_os = "linux")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackingArg {
     /// shmem in base pages
@@ -58,6 +71,7 @@ pub enum BackingArg {
     Thp,
 }
 
+#[cfg(target_os = "linux")]
 impl From<BackingArg> for Backing {
     fn from(b: BackingArg) -> Backing {
         match b {
@@ -68,14 +82,60 @@ impl From<BackingArg> for Backing {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// Who resolves the addresses. Each platform offers its own ways (the
+/// values are listed by hand so that `cfg` can choose them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Via {
-    /// direct when this process can see PFNs, else the service
+    #[cfg(target_os = "linux")]
     Auto,
-    /// read /proc/self/pagemap (needs CAP_SYS_ADMIN)
+    #[cfg(target_os = "linux")]
     Direct,
-    /// ask the resolver service (`unimem serve`), which pins the pages
+    #[cfg(target_os = "linux")]
     Service,
+    #[cfg(any(target_os = "macos", unimem_apple_check))]
+    Dext,
+}
+
+impl Via {
+    #[cfg(target_os = "linux")]
+    pub const DEFAULT: Via = Via::Auto;
+    #[cfg(not(target_os = "linux"))]
+    pub const DEFAULT: Via = Via::Dext;
+
+    const ALL: &'static [Via] = &[
+        #[cfg(target_os = "linux")]
+        Via::Auto,
+        #[cfg(target_os = "linux")]
+        Via::Direct,
+        #[cfg(target_os = "linux")]
+        Via::Service,
+        #[cfg(any(target_os = "macos", unimem_apple_check))]
+        Via::Dext,
+    ];
+}
+
+impl ValueEnum for Via {
+    fn value_variants<'a>() -> &'a [Self] {
+        Via::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            #[cfg(target_os = "linux")]
+            Via::Auto => PossibleValue::new("auto")
+                .help("direct when this process can see PFNs, else the service"),
+            #[cfg(target_os = "linux")]
+            Via::Direct => {
+                PossibleValue::new("direct").help("read /proc/self/pagemap (needs CAP_SYS_ADMIN)")
+            }
+            #[cfg(target_os = "linux")]
+            Via::Service => PossibleValue::new("service")
+                .help("ask the resolver service (`unimem serve`), which pins the pages"),
+            #[cfg(any(target_os = "macos", unimem_apple_check))]
+            Via::Dext => PossibleValue::new("dext")
+                .help("ask the CybMemDriver DEXT (macOS), which keeps the pages prepared"),
+        })
+    }
 }
 
 fn parse_positive_size(text: &str) -> std::result::Result<u64, String> {
@@ -88,9 +148,10 @@ fn parse_positive_size(text: &str) -> std::result::Result<u64, String> {
     }
 }
 
-/// Picks the resolver. Direct refuses up front when PFNs are hidden, so no
-/// surface is made for nothing; auto falls back to the service, and when
-/// neither way works says how to get each.
+/// Picks the resolver (Linux). Direct refuses up front when PFNs are
+/// hidden, so no surface is made for nothing; auto falls back to the
+/// service, and when neither way works says how to get each.
+#[cfg(target_os = "linux")]
 fn resolver(via: Via, socket: &Path, pin: bool) -> Result<Box<dyn Resolver>> {
     let direct = || -> Result<Box<dyn Resolver>> {
         if !pagemap::can_see_pfns()? {
@@ -125,11 +186,26 @@ fn resolver(via: Via, socket: &Path, pin: bool) -> Result<Box<dyn Resolver>> {
             }),
             Err(d) => Err(d),
         },
+        #[cfg(unimem_apple_check)]
+        Via::Dext => Err(Error::new(
+            ErrorKind::Unsupported,
+            "--via dext does not use a Linux resolver",
+        )),
     }
 }
 
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
-    let mut resolver = resolver(args.via, &args.socket, !args.no_pin)?;
+    match args.via {
+        #[cfg(any(target_os = "macos", unimem_apple_check))]
+        Via::Dext => dext::run(args),
+        #[cfg(target_os = "linux")]
+        via => run_linux(args, via),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
+    let mut resolver = resolver(via, &args.socket, !args.no_pin)?;
     let outcome = probe::probe(
         args.size,
         args.backing.into(),
@@ -137,29 +213,35 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
         resolver.as_mut(),
         |s| output::note(&step_line(&s)),
     )?;
-    if args.json {
-        output::json(&ProbeJson::new(&outcome, resolver.name())).map_err(io_error)?;
-    } else {
-        output::data(&render(&outcome, args.all)).map_err(io_error)?;
-        if !outcome.prepared.pinned && outcome.prepared.map.coverage() == Coverage::Full {
-            output::note("[*] Addresses are a snapshot: the pages were not pinned, and the kernel may migrate them.");
-        }
-        if outcome.prepared.pinned {
-            output::note("[*] The pages stay pinned at these addresses until the probe exits.");
-        }
-    }
-    if args.hold {
-        output::note("[*] Holding the surface; close standard input (Ctrl-D) to release it.");
-        let mut sink = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut sink);
-    }
-    Ok(ExitCode::from(if outcome.verified() {
-        EXIT_OK
-    } else {
-        EXIT_VERIFY_FAILED
-    }))
+    view::finish(
+        &linux_view(&outcome, resolver.name()),
+        args.json,
+        args.all,
+        args.hold,
+    )
 }
 
+#[cfg(target_os = "linux")]
+fn linux_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> {
+    ProbeView {
+        map: &o.prepared.map,
+        integrity: &o.integrity,
+        checksums: &o.checksums,
+        surface: SurfaceJson {
+            backing: o.surface.backing().name(),
+            virtual_address: o.surface.addr().0,
+            length: o.surface.len(),
+            pattern_salt: o.pattern.salt,
+            id: None,
+        },
+        resolver: ResolverJson {
+            name: resolver,
+            pinned: o.prepared.pinned,
+        },
+    }
+}
+
+#[cfg(target_os = "linux")]
 fn step_line(step: &Step) -> String {
     match step {
         Step::CreatingSurface { size, backing } => {
@@ -182,98 +264,5 @@ fn step_line(step: &Step) -> String {
         Step::Connecting { resolver } => format!("[*] Connecting to resolver: {resolver}..."),
         Step::Requesting { len } => format!("[*] Requesting address segments for {len} bytes..."),
         Step::Verifying => "[*] Verifying coverage and data integrity...".to_string(),
-    }
-}
-
-fn render(o: &ProbeOutcome, all: bool) -> String {
-    let mut out = String::from("\n");
-    out.push_str(&report::render_map(&o.prepared.map, all));
-    out.push_str(&report::render_verification(&o.prepared.map, &o.integrity));
-    for c in &o.checksums {
-        if c.ok() {
-            out.push_str(&format!(
-                "[+] Resolver checksum matches over {} bytes at {:#x} ({:#018x})\n",
-                c.length, c.offset, c.local
-            ));
-        } else {
-            out.push_str(&format!(
-                "[-] Resolver checksum MISMATCH over {} bytes at {:#x}: resolver {:#018x}, ours {:#018x}\n",
-                c.length, c.offset, c.resolver, c.local
-            ));
-        }
-    }
-    out
-}
-
-#[derive(Serialize)]
-struct ProbeJson<'a> {
-    address_kind: &'static str,
-    page_size: u64,
-    total_length: u64,
-    segments: Vec<JsonSegment>,
-    verification: VerificationJson<'a>,
-    surface: SurfaceJson,
-    resolver: ResolverJson,
-}
-
-#[derive(Serialize)]
-struct VerificationJson<'a> {
-    ok: bool,
-    coverage: Coverage,
-    mapped_bytes: u64,
-    integrity: IntegrityJson<'a>,
-    checksums: &'a [probe::ChecksumCheck],
-}
-
-#[derive(Serialize)]
-struct IntegrityJson<'a> {
-    ok: bool,
-    #[serde(flatten)]
-    detail: &'a Verification,
-}
-
-#[derive(Serialize)]
-struct SurfaceJson {
-    backing: &'static str,
-    virtual_address: u64,
-    length: u64,
-    pattern_salt: u64,
-}
-
-#[derive(Serialize)]
-struct ResolverJson {
-    name: &'static str,
-    pinned: bool,
-}
-
-impl<'a> ProbeJson<'a> {
-    fn new(o: &'a ProbeOutcome, resolver: &'static str) -> Self {
-        let map = &o.prepared.map;
-        ProbeJson {
-            address_kind: map.kind().name(),
-            page_size: map.page_size().bytes(),
-            total_length: map.total_length(),
-            segments: report::json_segments(map),
-            verification: VerificationJson {
-                ok: o.verified(),
-                coverage: map.coverage(),
-                mapped_bytes: map.mapped_bytes(),
-                integrity: IntegrityJson {
-                    ok: o.integrity.ok(),
-                    detail: &o.integrity,
-                },
-                checksums: &o.checksums,
-            },
-            surface: SurfaceJson {
-                backing: o.surface.backing().name(),
-                virtual_address: o.surface.addr().0,
-                length: o.surface.len(),
-                pattern_salt: o.pattern.salt,
-            },
-            resolver: ResolverJson {
-                name: resolver,
-                pinned: o.prepared.pinned,
-            },
-        }
     }
 }

@@ -7,6 +7,7 @@
 //! resolver service, the CybMemDriver DEXT), and the Linux service itself.
 #![deny(unsafe_code)]
 
+pub mod check;
 pub mod error;
 #[cfg(target_os = "linux")]
 pub mod inspect;

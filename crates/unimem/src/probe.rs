@@ -2,10 +2,10 @@
 //! pattern, have a resolver prepare it, then verify coverage, the pattern,
 //! and any checksums the resolver computed through its own mapping.
 
+pub use crate::check::{fresh_salt, ChecksumCheck};
 use crate::error::Result;
 use crate::resolve::{Prepared, Resolver};
 use crate::surface::{Backing, Surface};
-use unimem_core::checksum::checksum;
 use unimem_core::pattern::{Pattern, Verification};
 use unimem_core::Coverage;
 
@@ -18,21 +18,6 @@ pub enum Step {
     Connecting { resolver: String },
     Requesting { len: u64 },
     Verifying,
-}
-
-/// One resolver checksum, compared with ours over the same bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct ChecksumCheck {
-    pub offset: u64,
-    pub length: u64,
-    pub resolver: u64,
-    pub local: u64,
-}
-
-impl ChecksumCheck {
-    pub fn ok(&self) -> bool {
-        self.resolver == self.local
-    }
 }
 
 /// Everything a probe found. Field order matters: the preparation is
@@ -57,14 +42,6 @@ impl ProbeOutcome {
             && self.integrity.ok()
             && self.checksums.iter().all(ChecksumCheck::ok)
     }
-}
-
-/// A salt that differs between runs, so stale bytes never verify.
-pub fn fresh_salt() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    (t ^ (u64::from(std::process::id()) << 32)).rotate_left(17) | 1
 }
 
 /// Runs the probe: create, write, prepare, verify.
@@ -98,19 +75,7 @@ pub fn probe(
     let checksums = prepared
         .checksums
         .iter()
-        .map(|c| {
-            let local = usize::try_from(c.offset)
-                .ok()
-                .zip(usize::try_from(c.offset.saturating_add(c.length)).ok())
-                .and_then(|(s, e)| surface.as_slice().get(s..e))
-                .map_or(!c.value, checksum);
-            ChecksumCheck {
-                offset: c.offset,
-                length: c.length,
-                resolver: c.value,
-                local,
-            }
-        })
+        .map(|c| ChecksumCheck::against(surface.as_slice(), c.offset, c.length, c.value))
         .collect();
     Ok(ProbeOutcome {
         prepared,

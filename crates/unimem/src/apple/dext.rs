@@ -264,11 +264,11 @@ fn call<T: Transport>(transport: &mut T, request: &Request) -> Result<Reply, App
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// Answers like the DEXT would, from a fixed page table.
-    struct FakeDext {
+    pub(crate) struct FakeDext {
         pages: Vec<u64>,
         page: u64,
         fail_prepare: Option<IoReturn>,
@@ -344,7 +344,7 @@ mod tests {
         }
     }
 
-    fn fake() -> FakeDext {
+    pub(crate) fn fake() -> FakeDext {
         FakeDext {
             pages: vec![0x10000, 0x30000, 0x34000, 0x90000, 0x20000],
             page: 16384,

@@ -148,6 +148,29 @@ impl AppleError {
     }
 }
 
+/// The library's error, with the kind a user acts on and this error's
+/// message (which already says what to do).
+impl From<AppleError> for crate::Error {
+    fn from(e: AppleError) -> Self {
+        use crate::ErrorKind as K;
+        let kind = match &e {
+            AppleError::NotLoaded => K::ResolverNotFound,
+            AppleError::NotPermitted { .. } => K::PermissionDenied,
+            AppleError::PrepareFailed { .. } => K::PrepareFailed,
+            AppleError::SurfaceSize { .. } | AppleError::InvalidRange(_) => K::InvalidRequest,
+            AppleError::SurfaceCreate { .. } | AppleError::CoreFoundation { .. } => K::Resources,
+            AppleError::Open { .. } | AppleError::SurfaceLock { .. } => K::Io,
+            AppleError::Call { .. }
+            | AppleError::Rejected { .. }
+            | AppleError::Version { .. }
+            | AppleError::Protocol(_)
+            | AppleError::Map(_)
+            | AppleError::Mismatch(_) => K::Protocol,
+        };
+        crate::Error::new(kind, e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,5 +195,15 @@ mod tests {
             AppleError::from_call(selector::HANDSHAKE, IoReturn::BAD_ARGUMENT),
             AppleError::Call { .. }
         ));
+    }
+
+    #[test]
+    fn library_errors_keep_the_kind_and_the_message() {
+        let e = crate::Error::from(AppleError::NotLoaded);
+        assert_eq!(e.kind(), crate::ErrorKind::ResolverNotFound);
+        assert!(e.to_string().contains("not loaded"));
+        let e = crate::Error::from(AppleError::from_open(IoReturn::NOT_PERMITTED));
+        assert_eq!(e.kind(), crate::ErrorKind::PermissionDenied);
+        assert!(e.to_string().contains("0xe00002e2"));
     }
 }

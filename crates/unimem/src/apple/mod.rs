@@ -15,6 +15,7 @@ mod dext;
 mod error;
 mod ffi;
 mod iosurface;
+pub mod probe;
 
 pub use dext::{DextClient, DextPrepared, Transport, USER_CLIENT_TYPE};
 pub use error::{AppleError, ACTIVATION_STEPS, DEXT_NAME};

@@ -1,0 +1,109 @@
+//! `unimem info` on macOS: the page size, and whether the CybMemDriver
+//! DEXT answers (its version, protocol and the kind of address it hands
+//! out).
+
+use crate::output::{self, io_error};
+use clap::Args;
+use serde::Serialize;
+use std::fmt::Write;
+use std::process::ExitCode;
+use unimem::apple::{probe::os_page_size, DextClient, DEXT_NAME};
+use unimem::Result;
+use unimem_core::size::human;
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Print one JSON document on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct Info {
+    page_size: u64,
+    dext: DextJson,
+}
+
+#[derive(Serialize)]
+struct DextJson {
+    name: &'static str,
+    reachable: bool,
+    version: Option<String>,
+    protocol: Option<u16>,
+    address_kind: Option<&'static str>,
+    page_size: Option<u64>,
+    max_prepare_bytes: Option<u64>,
+    error: Option<String>,
+}
+
+pub fn run(args: &InfoArgs) -> Result<ExitCode> {
+    let page_size = os_page_size()?.bytes();
+    let dext = match DextClient::open() {
+        Ok(client) => {
+            let s = client.server();
+            DextJson {
+                name: DEXT_NAME,
+                reachable: true,
+                version: Some(s.server_version.clone()),
+                protocol: Some(s.version),
+                address_kind: Some(s.address_kind.name()),
+                page_size: Some(s.page_size),
+                max_prepare_bytes: Some(s.max_prepare_bytes),
+                error: None,
+            }
+        }
+        Err(e) => DextJson {
+            name: DEXT_NAME,
+            reachable: false,
+            version: None,
+            protocol: None,
+            address_kind: None,
+            page_size: None,
+            max_prepare_bytes: None,
+            error: Some(e.to_string()),
+        },
+    };
+    let info = Info { page_size, dext };
+    if args.json {
+        output::json(&info).map_err(io_error)?;
+    } else {
+        output::data(&render(&info)).map_err(io_error)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn render(i: &Info) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Page size:         {} bytes", i.page_size);
+    let d = &i.dext;
+    match (&d.version, &d.error) {
+        (Some(v), _) => {
+            let _ = writeln!(
+                out,
+                "{} DEXT:   reachable ({v}, protocol {})",
+                d.name,
+                d.protocol.unwrap_or(0)
+            );
+            let _ = writeln!(
+                out,
+                "DEXT addresses:    {}",
+                d.address_kind.unwrap_or("unknown")
+            );
+            if let Some(p) = d.page_size {
+                let _ = writeln!(out, "DEXT page size:    {p} bytes");
+            }
+            if let Some(m) = d.max_prepare_bytes {
+                let _ = writeln!(out, "DEXT max prepare:  {}", human(m));
+            }
+        }
+        (None, e) => {
+            let _ = writeln!(
+                out,
+                "{} DEXT:   not reachable ({})",
+                d.name,
+                e.as_deref().unwrap_or("unknown error")
+            );
+        }
+    }
+    out
+}

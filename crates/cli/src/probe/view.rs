@@ -1,0 +1,232 @@
+//! What `unimem probe` prints, whichever platform resolved the surface: a
+//! platform-neutral view of the outcome, rendered as the seed's table and
+//! verification lines or as one JSON document, and the exit code.
+
+use crate::output::{self, io_error};
+use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
+use serde::Serialize;
+use std::io::Read;
+use std::process::ExitCode;
+use unimem::check::ChecksumCheck;
+use unimem::Result;
+use unimem_core::map::PaMap;
+use unimem_core::pattern::Verification;
+use unimem_core::report::{self, JsonSegment};
+use unimem_core::Coverage;
+
+/// A probe's outcome, borrowed from the platform's own outcome type.
+pub struct ProbeView<'a> {
+    pub map: &'a PaMap,
+    pub integrity: &'a Verification,
+    pub checksums: &'a [ChecksumCheck],
+    pub surface: SurfaceJson,
+    pub resolver: ResolverJson,
+}
+
+impl ProbeView<'_> {
+    /// Coverage full, pattern intact, every checksum equal.
+    pub fn verified(&self) -> bool {
+        self.map.coverage() == Coverage::Full
+            && self.integrity.ok()
+            && self.checksums.iter().all(ChecksumCheck::ok)
+    }
+}
+
+/// Prints the view (table or JSON), holds the surface if asked, and
+/// returns the exit code: 0 verified, 1 not.
+pub fn finish(view: &ProbeView<'_>, json: bool, all: bool, hold: bool) -> Result<ExitCode> {
+    if json {
+        output::json(&ProbeJson::new(view)).map_err(io_error)?;
+    } else {
+        output::data(&render(view, all)).map_err(io_error)?;
+        if !view.resolver.pinned && view.map.coverage() == Coverage::Full {
+            output::note("[*] Addresses are a snapshot: the pages were not pinned, and the kernel may migrate them.");
+        }
+        if view.resolver.pinned {
+            output::note("[*] The pages stay pinned at these addresses until the probe exits.");
+        }
+    }
+    if hold {
+        output::note("[*] Holding the surface; close standard input (Ctrl-D) to release it.");
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+    }
+    Ok(ExitCode::from(if view.verified() {
+        EXIT_OK
+    } else {
+        EXIT_VERIFY_FAILED
+    }))
+}
+
+/// The seed's block (titled by the address kind), the verification lines,
+/// and one line per resolver checksum.
+pub fn render(v: &ProbeView<'_>, all: bool) -> String {
+    let mut out = String::from("\n");
+    out.push_str(&report::render_map(v.map, all));
+    out.push_str(&report::render_verification(v.map, v.integrity));
+    for c in v.checksums {
+        if c.ok() {
+            out.push_str(&format!(
+                "[+] Resolver checksum matches over {} bytes at {:#x} ({:#018x})\n",
+                c.length, c.offset, c.local
+            ));
+        } else {
+            out.push_str(&format!(
+                "[-] Resolver checksum MISMATCH over {} bytes at {:#x}: resolver {:#018x}, ours {:#018x}\n",
+                c.length, c.offset, c.resolver, c.local
+            ));
+        }
+    }
+    out
+}
+
+#[derive(Serialize)]
+pub struct ProbeJson<'a> {
+    address_kind: &'static str,
+    page_size: u64,
+    total_length: u64,
+    segments: Vec<JsonSegment>,
+    verification: VerificationJson<'a>,
+    surface: &'a SurfaceJson,
+    resolver: &'a ResolverJson,
+}
+
+#[derive(Serialize)]
+struct VerificationJson<'a> {
+    ok: bool,
+    coverage: Coverage,
+    mapped_bytes: u64,
+    integrity: IntegrityJson<'a>,
+    checksums: &'a [ChecksumCheck],
+}
+
+#[derive(Serialize)]
+struct IntegrityJson<'a> {
+    ok: bool,
+    #[serde(flatten)]
+    detail: &'a Verification,
+}
+
+#[derive(Serialize)]
+pub struct SurfaceJson {
+    pub backing: &'static str,
+    pub virtual_address: u64,
+    pub length: u64,
+    pub pattern_salt: u64,
+    /// The IOSurface ID on macOS; absent on Linux.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct ResolverJson {
+    pub name: &'static str,
+    pub pinned: bool,
+}
+
+impl<'a> ProbeJson<'a> {
+    pub fn new(v: &'a ProbeView<'a>) -> Self {
+        let map = v.map;
+        ProbeJson {
+            address_kind: map.kind().name(),
+            page_size: map.page_size().bytes(),
+            total_length: map.total_length(),
+            segments: report::json_segments(map),
+            verification: VerificationJson {
+                ok: v.verified(),
+                coverage: map.coverage(),
+                mapped_bytes: map.mapped_bytes(),
+                integrity: IntegrityJson {
+                    ok: v.integrity.ok(),
+                    detail: v.integrity,
+                },
+                checksums: v.checksums,
+            },
+            surface: &v.surface,
+            resolver: &v.resolver,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unimem_core::addr::{AddressKind, PageSize};
+    use unimem_core::map::Target;
+    use unimem_core::pattern::Pattern;
+
+    /// Four scattered pages, as a DEXT could return them.
+    fn dext_like_map() -> PaMap {
+        let page = PageSize::new(16384).unwrap();
+        let mut map = PaMap::new(AddressKind::DmaUnresolved, page, 4 * 16384);
+        for a in [
+            0x8_0010_0000u64,
+            0x8_0030_4000,
+            0x8_0010_8000,
+            0x8_0050_c000,
+        ] {
+            map.push(16384, Target::Address(a)).unwrap();
+        }
+        map
+    }
+
+    #[test]
+    fn a_dext_map_is_never_called_physical() {
+        let map = dext_like_map();
+        let pattern = Pattern::new(map.page_size(), 3);
+        let mut bytes = vec![0u8; 4 * 16384];
+        pattern.fill(0, &mut bytes);
+        let integrity = pattern.verify(0, &bytes);
+        let checks = [ChecksumCheck::against(
+            &bytes,
+            0,
+            bytes.len() as u64,
+            unimem_core::checksum::checksum(&bytes),
+        )];
+        let view = ProbeView {
+            map: &map,
+            integrity: &integrity,
+            checksums: &checks,
+            surface: SurfaceJson {
+                backing: "iosurface",
+                virtual_address: 0x1_0000_0000,
+                length: 4 * 16384,
+                pattern_salt: 3,
+                id: Some(9),
+            },
+            resolver: ResolverJson {
+                name: "dext",
+                pinned: true,
+            },
+        };
+        assert!(view.verified());
+        let text = render(&view, false);
+        assert!(!text.contains("Phys"), "{text}");
+        assert!(text.contains("DMA Addr"), "{text}");
+        assert!(text.contains("Segment count:  4"), "{text}");
+        assert!(
+            text.contains("[+] Full surface coverage verified"),
+            "{text}"
+        );
+        assert!(text.contains("[+] Resolver checksum matches"), "{text}");
+        let json = serde_json::to_value(ProbeJson::new(&view)).unwrap();
+        assert_eq!(json["address_kind"], "dma_unresolved");
+        assert_eq!(json["page_size"], 16384);
+        assert_eq!(json["surface"]["id"], 9);
+        assert_eq!(json["resolver"]["pinned"], true);
+        assert_eq!(json["verification"]["ok"], true);
+    }
+
+    #[test]
+    fn linux_surfaces_have_no_id_field() {
+        let s = serde_json::to_value(SurfaceJson {
+            backing: "memfd",
+            virtual_address: 1,
+            length: 2,
+            pattern_salt: 3,
+            id: None,
+        })
+        .unwrap();
+        assert!(s.get("id").is_none());
+    }
+}

@@ -1,0 +1,65 @@
+//! What every probe checks, whatever the platform: a checksum the resolver
+//! computed through its own mapping, compared with ours over the same
+//! bytes, and the salt that makes each run's pattern differ from the last.
+
+use unimem_core::checksum::checksum;
+
+/// One resolver checksum, compared with ours over the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct ChecksumCheck {
+    pub offset: u64,
+    pub length: u64,
+    pub resolver: u64,
+    pub local: u64,
+}
+
+impl ChecksumCheck {
+    /// Compares the resolver's `value` over `[offset, offset + length)` with
+    /// our checksum of the same bytes of `surface`. A range outside the
+    /// surface cannot match: `local` is then the complement of `value`.
+    pub fn against(surface: &[u8], offset: u64, length: u64, value: u64) -> Self {
+        let local = usize::try_from(offset)
+            .ok()
+            .zip(usize::try_from(offset.saturating_add(length)).ok())
+            .and_then(|(s, e)| surface.get(s..e))
+            .map_or(!value, checksum);
+        ChecksumCheck {
+            offset,
+            length,
+            resolver: value,
+            local,
+        }
+    }
+
+    pub fn ok(&self) -> bool {
+        self.resolver == self.local
+    }
+}
+
+/// A salt that differs between runs, so stale bytes never verify.
+pub fn fresh_salt() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    (t ^ (u64::from(std::process::id()) << 32)).rotate_left(17) | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_bytes_match_and_outside_ranges_never_do() {
+        let bytes: Vec<u8> = (0..64u8).collect();
+        let good = checksum(&bytes[8..40]);
+        assert!(ChecksumCheck::against(&bytes, 8, 32, good).ok());
+        assert!(!ChecksumCheck::against(&bytes, 8, 32, good ^ 1).ok());
+        assert!(!ChecksumCheck::against(&bytes, 48, 32, good).ok());
+        assert!(!ChecksumCheck::against(&bytes, u64::MAX, 2, good).ok());
+    }
+
+    #[test]
+    fn salts_are_odd() {
+        assert_eq!(fresh_salt() & 1, 1);
+    }
+}
