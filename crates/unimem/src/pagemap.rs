@@ -74,21 +74,26 @@ impl Pagemap {
 
     /// Reads the entries of `out.len()` consecutive base pages from `va`.
     pub fn read(&self, va: VirtAddr, out: &mut [u64]) -> Result<()> {
-        let offset = (va.0 >> self.base.shift()) * ENTRY_SIZE;
         let mut bytes = vec![0u8; out.len() * ENTRY_SIZE as usize];
+        self.read_bytes(va, &mut bytes)?;
+        for (word, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            *word = u64::from_le_bytes(b.try_into().expect("8-byte chunk"));
+        }
+        Ok(())
+    }
+
+    /// Reads the raw entries of `bytes.len() / 8` base pages from `va`.
+    fn read_bytes(&self, va: VirtAddr, bytes: &mut [u8]) -> Result<()> {
+        let offset = (va.0 >> self.base.shift()) * ENTRY_SIZE;
         self.file
-            .read_exact_at(&mut bytes, offset)
+            .read_exact_at(bytes, offset)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::UnexpectedEof => Error::new(
                     ErrorKind::InvalidRequest,
                     format!("address {va} is beyond the address space of {}", self.label),
                 ),
                 _ => Error::io(format!("cannot read the pagemap of {}", self.label), e),
-            })?;
-        for (word, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
-            *word = u64::from_le_bytes(b.try_into().expect("8-byte chunk"));
-        }
-        Ok(())
+            })
     }
 
     /// Resolves `[va, va + len)` into a map of physical addresses, holes
@@ -106,13 +111,19 @@ impl Pagemap {
         check_range(self.base, va, len)?;
         let start_offset = map.filled_to();
         let pages = len >> self.base.shift();
-        let mut buf = vec![0u64; (pages as usize).min(CHUNK_ENTRIES)];
+        // One buffer for every chunk, decoded in place: the per-page work is
+        // the decode and the run check, nothing else.
+        let mut buf = vec![0u8; (pages as usize).min(CHUNK_ENTRIES) * ENTRY_SIZE as usize];
         let mut done = 0u64;
         while done < pages {
             let n = ((pages - done) as usize).min(CHUNK_ENTRIES);
             let at = VirtAddr(va.0 + (done << self.base.shift()));
-            self.read(at, &mut buf[..n])?;
-            decode::feed(map, self.base, &buf[..n]).map_err(|e| match e {
+            let bytes = &mut buf[..n * ENTRY_SIZE as usize];
+            self.read_bytes(at, bytes)?;
+            let words = bytes
+                .chunks_exact(ENTRY_SIZE as usize)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8-byte chunk")));
+            decode::feed_words(map, self.base, words).map_err(|e| match e {
                 FeedError::Hidden { offset } => Error::new(
                     ErrorKind::PermissionDenied,
                     format!(
