@@ -25,7 +25,6 @@
 #include <DriverKit/IOMemoryMap.h>
 #include <DriverKit/IOUserClient.h>
 #include <DriverKit/OSCollections.h>
-#include <mach/vm_page_size.h>
 
 #include "CybMemDriver.h"
 #include "CybMemLog.h"
@@ -218,7 +217,9 @@ kern_return_t IMPL(CybMemUserClient, Start)
     ivars->self = this;
     ivars->dma_device = provider;
     SessionConfig config;
-    config.limits.page_size = vm_page_size;
+    // IOVMPageSize (DriverKit/IOLib.h): the VM page size the OS reports,
+    // 16 KiB on Apple Silicon; never a literal.
+    config.limits.page_size = IOVMPageSize;
     config.limits.max_prepare_bytes = kMaxPrepareBytes;
     // The DMA device has no iommu-parent: system mapper or physical, and
     // the DEXT cannot tell which. Never claim Physical or Iova here.

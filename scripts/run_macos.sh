@@ -47,6 +47,21 @@ if [[ $client_only -eq 0 ]]; then
     "$app/Contents/MacOS/CybMemHost" activate
     activated=1
     systemextensionsctl list | grep -F "$dext_id" || true
+    # The request completes when sysextd has accepted the DEXT; its process
+    # starts and registers the service a moment later. Wait for the service
+    # (what the client matches by name) rather than racing it.
+    echo "==> waiting for the CybMemDriver service"
+    registered=0
+    for _ in $(seq 1 30); do
+        if ioreg -r -n CybMemDriver -d 1 2>/dev/null | grep CybMemDriver >/dev/null; then
+            registered=1
+            break
+        fi
+        sleep 1
+    done
+    if [[ $registered -eq 0 ]]; then
+        echo "run_macos.sh: no IOService named CybMemDriver after 30 s; see DEVELOPMENT.md (logs, systemextensionsctl list)" >&2
+    fi
 fi
 
 deactivate() {
