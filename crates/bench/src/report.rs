@@ -285,7 +285,7 @@ impl Report {
         for k in &self.skipped {
             let _ = writeln!(s, "skipped {}: {}", k.what, k.reason);
         }
-        s
+        s.lines().map(|l| format!("{}\n", l.trim_end())).collect()
     }
 }
 
