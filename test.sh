@@ -18,6 +18,9 @@ cargo test --workspace
 step "macOS backend compile check (cfg unimem_apple_check, no Apple frameworks linked)"
 RUSTFLAGS="--cfg unimem_apple_check" cargo check -p unimem --all-targets --target-dir target/apple-check
 RUSTFLAGS="--cfg unimem_apple_check" cargo clippy -p unimem --all-targets --target-dir target/apple-check --quiet -- -D warnings
+# The apple module's unit tests use no framework call (the linker drops
+# the unused FFI), so they run here too.
+RUSTFLAGS="--cfg unimem_apple_check" cargo test -p unimem --lib --target-dir target/apple-check --quiet apple::
 RUSTFLAGS="--cfg unimem_apple_check" cargo check -p unimem-cli --all-targets --target-dir target/apple-check
 RUSTFLAGS="--cfg unimem_apple_check" cargo clippy -p unimem-cli --all-targets --target-dir target/apple-check --quiet -- -D warnings
 # With the macOS standard library installed (rustup target add

@@ -1,7 +1,8 @@
 //! An IOSurface as a unimem surface: one plane of `length` bytes (width =
-//! bytes, height 1, one byte per element), locked read-write for as long as
-//! the value lives, so its base address stays put while the DEXT resolves
-//! and pins the pages behind it.
+//! bytes, height 1, one byte per element; rows of one page when IOSurface's
+//! maximum width is smaller), locked read-write for as long as the value
+//! lives, so its base address stays put while the DEXT resolves and pins
+//! the pages behind it.
 //!
 //! Every CoreFoundation object made on the way (the numbers and the
 //! property dictionary) is owned by a value that releases it; the surface
@@ -30,31 +31,36 @@ impl IoSurface {
             reason: "larger than a CFNumber of type SInt64 can carry".into(),
         })?;
         // IOSurface bounds each property; ask rather than guess.
-        for key in [SurfaceKey::Width, SurfaceKey::BytesPerRow] {
-            let max = ffi_max(key);
-            if max != 0 && length > max {
-                return Err(AppleError::SurfaceSize {
-                    length,
-                    reason: format!(
-                        "IOSurface allows at most {max} for {key:?} on this Mac; \
-                         ask for a smaller buffer"
-                    ),
-                });
-            }
-        }
+        let page = ffi::page_size().unwrap_or(4096);
+        let (width, height) = layout(
+            length,
+            page,
+            ffi_max(SurfaceKey::Width),
+            ffi_max(SurfaceKey::BytesPerRow),
+            ffi_max(SurfaceKey::Height),
+        )
+        .map_err(|reason| AppleError::SurfaceSize { length, reason })?;
 
         let cf = |what: &'static str| AppleError::CoreFoundation { what };
+        let number = |v: u64, what: &'static str| {
+            i64::try_from(v)
+                .ok()
+                .and_then(ffi::cf_number_i64)
+                .ok_or_else(|| cf(what))
+        };
         let bytes = ffi::cf_number_i64(signed).ok_or_else(|| cf("CFNumberCreate(length)"))?;
+        let row = number(width, "CFNumberCreate(width)")?;
+        let rows = number(height, "CFNumberCreate(height)")?;
         let one = ffi::cf_number_i64(1).ok_or_else(|| cf("CFNumberCreate(1)"))?;
         let dict = ffi::cf_mutable_dictionary().ok_or_else(|| cf("CFDictionaryCreateMutable"))?;
-        ffi::cf_dictionary_set(&dict, SurfaceKey::Width, &bytes);
-        ffi::cf_dictionary_set(&dict, SurfaceKey::Height, &one);
+        ffi::cf_dictionary_set(&dict, SurfaceKey::Width, &row);
+        ffi::cf_dictionary_set(&dict, SurfaceKey::Height, &rows);
         ffi::cf_dictionary_set(&dict, SurfaceKey::BytesPerElement, &one);
-        ffi::cf_dictionary_set(&dict, SurfaceKey::BytesPerRow, &bytes);
+        ffi::cf_dictionary_set(&dict, SurfaceKey::BytesPerRow, &row);
         ffi::cf_dictionary_set(&dict, SurfaceKey::AllocSize, &bytes);
 
         let mut surface = SurfaceRef::create(&dict).ok_or(AppleError::SurfaceCreate { length })?;
-        // dict, bytes and one are released when they go out of scope; the
+        // dict and the numbers are released when they go out of scope; the
         // surface does not keep the dictionary.
         let status = surface.lock();
         if !status.is_success() {
@@ -113,6 +119,38 @@ impl IoSurface {
     }
 }
 
+/// The surface's shape, one byte per element: one row of `length` bytes
+/// (the seed's layout) when IOSurface allows a row that wide, else rows of
+/// one page. Either way the allocation is one range of at least `length`
+/// bytes from the base address, which is all the probe uses. A maximum of
+/// 0 means IOSurface states none.
+fn layout(
+    length: u64,
+    page: u64,
+    max_width: u64,
+    max_bytes_per_row: u64,
+    max_height: u64,
+) -> Result<(u64, u64), String> {
+    let fits = |v: u64, max: u64| max == 0 || v <= max;
+    if fits(length, max_width) && fits(length, max_bytes_per_row) {
+        return Ok((length, 1));
+    }
+    if page == 0 || !length.is_multiple_of(page) || !fits(page, max_width) {
+        return Err(format!(
+            "IOSurface allows rows of at most {max_width} bytes on this Mac, \
+             and {length} is not a whole number of {page}-byte pages"
+        ));
+    }
+    let rows = length / page;
+    if !fits(rows, max_height) {
+        return Err(format!(
+            "IOSurface allows at most {max_height} rows of {page} bytes on this Mac; \
+             ask for a smaller buffer"
+        ));
+    }
+    Ok((page, rows))
+}
+
 fn ffi_max(key: SurfaceKey) -> u64 {
     key.maximum() as u64
 }
@@ -124,5 +162,22 @@ impl std::fmt::Debug for IoSurface {
             .field("len", &self.requested)
             .field("base", &format_args!("{:#x}", self.base_address()))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layout;
+
+    #[test]
+    fn one_row_when_allowed_else_rows_of_a_page() {
+        assert_eq!(layout(65536, 16384, 0, 0, 0), Ok((65536, 1)));
+        assert_eq!(
+            layout(65536, 16384, 1 << 20, 1 << 20, 1 << 14),
+            Ok((65536, 1))
+        );
+        assert_eq!(layout(65536, 16384, 32768, 0, 16384), Ok((16384, 4)));
+        assert!(layout(65536, 16384, 32768, 0, 2).is_err());
+        assert!(layout(65537, 16384, 32768, 0, 0).is_err());
     }
 }
