@@ -31,3 +31,6 @@ fi
 
 step "DEXT portable logic: host tests"
 dext/tests/run.sh
+
+step "fuzz smoke: wire format and service request handling (cargo-fuzz, nightly)"
+fuzz/smoke.sh

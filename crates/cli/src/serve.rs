@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 use unimem::service::{self, Config, Limits, Policy, Service, Termination};
 use unimem::{Error, ErrorKind};
 use unimem_core::size::{human, parse_size};
@@ -38,6 +39,15 @@ pub struct ServeArgs {
     /// Prepared ranges one connection may hold at once.
     #[arg(long, value_name = "N")]
     pub max_handles: Option<usize>,
+    /// Close a connection that holds nothing prepared and sends nothing for
+    /// this many seconds (0: never). Connections holding prepared ranges
+    /// are never timed out. Default 60.
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+    /// Drop a client that does not take a reply within this many seconds.
+    /// Default 10.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub reply_timeout: Option<u64>,
     /// Log every request, not just connections and refusals.
     #[arg(short, long)]
     pub verbose: bool,
@@ -71,6 +81,12 @@ pub fn config(args: &ServeArgs) -> Result<Config, Error> {
     }
     if let Some(n) = args.max_handles {
         limits.max_handles = n;
+    }
+    if let Some(secs) = args.idle_timeout {
+        limits.idle_timeout = (secs > 0).then(|| Duration::from_secs(secs));
+    }
+    if let Some(secs) = args.reply_timeout {
+        limits.reply_timeout = Duration::from_secs(secs);
     }
     let policy = Policy {
         allow_uids: args
@@ -106,12 +122,16 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
     let handle = Service::bind(config)?.spawn()?;
     eprintln!(
         "unimem serve: limits: {} per prepare, {} per connection, {} in all, {} connections, \
-         {} ranges per connection",
+         {} ranges per connection, idle timeout {}, reply timeout {} s",
         human(limits.max_prepare_bytes),
         human(limits.max_connection_bytes),
         human(limits.max_total_bytes),
         limits.max_connections,
-        limits.max_handles
+        limits.max_handles,
+        limits
+            .idle_timeout
+            .map_or("none".to_string(), |d| format!("{} s", d.as_secs())),
+        limits.reply_timeout.as_secs()
     );
     let sig = signals.wait();
     eprintln!("unimem serve: signal {sig}: shutting down");

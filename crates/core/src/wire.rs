@@ -652,7 +652,12 @@ impl Reply {
             Reply::Handshake(info) => {
                 let mut server_version = [0u8; SERVER_VERSION_LEN];
                 let v = info.server_version.as_bytes();
-                let n = v.len().min(SERVER_VERSION_LEN - 1);
+                // Keep a NUL and cut at a character boundary, so the string
+                // decodes as a prefix of what was encoded.
+                let mut n = v.len().min(SERVER_VERSION_LEN - 1);
+                while !info.server_version.is_char_boundary(n) {
+                    n -= 1;
+                }
                 server_version[..n].copy_from_slice(&v[..n]);
                 HandshakeReply {
                     header: ok(selector::HANDSHAKE),

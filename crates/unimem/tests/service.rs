@@ -735,6 +735,7 @@ fn limits_refuse_and_name_the_rule() {
         max_total_bytes: 64 * MIB,
         max_connections: 2,
         max_handles: 2,
+        ..Limits::default()
     };
     let svc = start(Policy::default(), limits);
     let mut c = ServiceClient::connect(&svc.socket).unwrap();

@@ -177,16 +177,23 @@ impl ServiceClient {
         };
         let frame = match received {
             Ok(Some(f)) => f,
-            Ok(None) | Err(Errno::CONNRESET) if sent.is_err() => return Err(sent.unwrap_err()),
-            Ok(None) => {
+            // The connection ended with nothing to read: the service
+            // stopped, restarted or dropped this connection.
+            Ok(None) | Err(Errno::CONNRESET | Errno::PIPE) => {
+                let how = match &sent {
+                    Err(e) => format!(" ({e})"),
+                    Ok(()) => String::new(),
+                };
                 return Err(Error::new(
-                    ErrorKind::Protocol,
+                    ErrorKind::ResolverNotFound,
                     format!(
-                        "the service closed the connection instead of answering {} \
-                         (see its log)",
+                        "the resolver service at '{}' closed the connection instead of \
+                         answering {}{how}: it stopped, restarted or dropped this client \
+                         (see its log); connect again, and if it is not running, {HOW_TO_START}",
+                        self.path.display(),
                         selector::name(sel)
                     ),
-                ))
+                ));
             }
             Err(Errno::AGAIN) => {
                 return Err(Error::new(
@@ -211,6 +218,21 @@ impl ServiceClient {
                 ErrorKind::Protocol,
                 "the service sent an oversized reply or fds: is it really unimem?",
             ));
+        }
+        // The service closes a connection that sat idle with nothing
+        // prepared, leaving a reply that says so in place of ours.
+        if let Ok(h) = unimem_core::wire::Header::parse(&self.buf[..frame.len]) {
+            if !h.status().is_success()
+                && Rule::from_detail(h.detail.get()) == Some(Rule::IdleTimeout)
+            {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "the resolver service closed this connection: {}",
+                        Rule::IdleTimeout.describe()
+                    ),
+                ));
+            }
         }
         let reply = Reply::decode(sel, &self.buf[..frame.len]).map_err(|e| {
             Error::new(

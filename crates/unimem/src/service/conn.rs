@@ -19,16 +19,12 @@ use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use unimem_core::iokit::IoReturn;
 use unimem_core::wire::{
     selector, Reply, Request, ServerInfo, MAX_MESSAGE, SEGMENTS_PER_REPLY, VERSION,
 };
 use unimem_core::AddressKind;
-
-/// A client that does not take a reply within this long is dropped, so it
-/// cannot hold a thread forever by never reading.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Decides whether to serve a new connection; if so, starts its thread.
 pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
@@ -64,7 +60,15 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
     if live >= shared.config.limits.max_connections as u64 {
         return refuse(Rule::Connections);
     }
-    let _ = sockopt::set_socket_timeout(&sock, Timeout::Send, Some(SEND_TIMEOUT));
+    let limits = &shared.config.limits;
+    let timeouts = sockopt::set_socket_timeout(&sock, Timeout::Send, Some(limits.reply_timeout))
+        .and_then(|()| sockopt::set_socket_timeout(&sock, Timeout::Recv, limits.idle_timeout));
+    if let Err(e) = timeouts {
+        // Without them a client could hold a thread forever.
+        shared.log(format!("{who}: refused: cannot set socket timeouts: {e}"));
+        shared.counters.refused.fetch_add(1, Ordering::SeqCst);
+        return;
+    }
     let sock = Arc::new(sock);
     shared.counters.connections.fetch_add(1, Ordering::SeqCst);
     lock(&shared.conns).insert(id, Arc::clone(&sock));
@@ -73,15 +77,7 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
     let spawned = std::thread::Builder::new()
         .name(format!("unimem-conn-{id}"))
         .spawn(move || {
-            let mut conn = Conn {
-                shared: &thread_shared,
-                id,
-                who,
-                handshaken: false,
-                handles: HashMap::new(),
-                next_handle: 1,
-                bytes: 0,
-            };
+            let mut conn = Conn::new(thread_shared, id, who);
             conn.serve(&sock);
             conn.finish();
         });
@@ -95,24 +91,58 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
     }
 }
 
-struct Conn<'a> {
-    shared: &'a Shared,
+/// The state of one connection. Also driven without a socket by
+/// [`super::session::Session`].
+pub(super) struct Conn {
+    pub(super) shared: Arc<Shared>,
     id: u64,
     who: String,
     handshaken: bool,
-    handles: HashMap<u64, PreparedRange>,
-    next_handle: u64,
+    pub(super) handles: HashMap<u64, PreparedRange>,
+    pub(super) next_handle: u64,
     /// Bytes prepared by this connection now.
-    bytes: u64,
+    pub(super) bytes: u64,
 }
 
-impl Conn<'_> {
+impl Conn {
+    /// A new connection's state; `shared.counters.connections` must
+    /// already count it ([`Conn::finish`] uncounts it).
+    pub(super) fn new(shared: Arc<Shared>, id: u64, who: String) -> Conn {
+        Conn {
+            shared,
+            id,
+            who,
+            handshaken: false,
+            handles: HashMap::new(),
+            next_handle: 1,
+            bytes: 0,
+        }
+    }
+
     fn serve(&mut self, sock: &OwnedFd) {
         let mut buf: Box<FrameBuf> = Box::new([0; MAX_MESSAGE + 1]);
         loop {
             let frame = match frame::recv(sock.as_fd(), &mut buf) {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
+                Err(rustix::io::Errno::AGAIN) if self.handles.is_empty() => {
+                    // Idle with nothing prepared: free the slot. The reply
+                    // tells a client that comes back why it was closed.
+                    let idle = self.shared.config.limits.idle_timeout.unwrap_or_default();
+                    self.shared.log(format!(
+                        "{}: {} ({} s)",
+                        self.who,
+                        Rule::IdleTimeout.describe(),
+                        idle.as_secs_f64()
+                    ));
+                    let rule = Rule::IdleTimeout;
+                    let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail());
+                    let _ = frame::send(sock.as_fd(), &reply.encode(), &[]);
+                    return;
+                }
+                // Idle but holding prepared ranges: a device may be using
+                // them, so the connection stays.
+                Err(rustix::io::Errno::AGAIN) => continue,
                 Err(e) => {
                     self.shared
                         .log(format!("{}: receive failed: {e}", self.who));
@@ -129,7 +159,7 @@ impl Conn<'_> {
     }
 
     /// Releases everything the connection holds.
-    fn finish(mut self) {
+    pub(super) fn finish(mut self) {
         let ranges = self.handles.len();
         let released: u64 = self.handles.drain().map(|(_, r)| r.release()).sum();
         let c = &self.shared.counters;
@@ -143,7 +173,7 @@ impl Conn<'_> {
     }
 
     /// One request → the bytes of its reply.
-    fn handle(&mut self, frame: Frame, buf: &FrameBuf) -> Vec<u8> {
+    pub(super) fn handle(&mut self, frame: Frame, buf: &FrameBuf) -> Vec<u8> {
         let msg = &buf[..frame.len.min(MAX_MESSAGE)];
         // The selector the reply names, as far as the frame tells it.
         let guess = msg
@@ -301,7 +331,11 @@ impl Conn<'_> {
                 length,
             } => {
                 let range = self.range(handle).map_err(fail)?;
-                let checksum = range.checksum(offset, length).map_err(fail)?;
+                let counters = &self.shared.counters;
+                counters.checksumming.fetch_add(1, Ordering::SeqCst);
+                let checksum = range.checksum(offset, length);
+                counters.checksumming.fetch_sub(1, Ordering::SeqCst);
+                let checksum = checksum.map_err(fail)?;
                 Ok((
                     Reply::Checksum {
                         handle,
@@ -337,7 +371,7 @@ impl Conn<'_> {
                 format!("{length} bytes > --max-bytes {}", limits.max_prepare_bytes),
             ));
         }
-        if self.bytes + length > limits.max_connection_bytes {
+        if self.bytes.saturating_add(length) > limits.max_connection_bytes {
             return Err(Refusal::rule(
                 Rule::ConnectionBytes,
                 format!(

@@ -22,6 +22,8 @@ pub mod frame;
 pub mod policy;
 mod prepared;
 pub mod rule;
+#[doc(hidden)]
+pub mod session;
 mod sys;
 
 pub use policy::{lookup_group, lookup_user, Peer, Policy};
@@ -40,6 +42,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 use unimem_core::iokit::IoReturn;
 
 /// Where the service listens unless told otherwise.
@@ -59,11 +62,24 @@ pub struct Limits {
     pub max_connections: usize,
     /// Prepared ranges one connection may hold at once.
     pub max_handles: usize,
+    /// A connection that holds nothing prepared and sends nothing for this
+    /// long is closed, so it does not keep a connection slot forever. A
+    /// connection holding prepared ranges is never timed out: a device may
+    /// be using its addresses. `None`: no timeout.
+    pub idle_timeout: Option<Duration>,
+    /// A client that does not take a reply within this long is dropped, so
+    /// it cannot hold a thread forever by never reading.
+    pub reply_timeout: Duration,
 }
+
+/// The default of [`Limits::idle_timeout`].
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default of [`Limits::reply_timeout`].
+pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Default for Limits {
     /// 4 GiB per prepare and per connection, half of RAM in all, 64
-    /// connections, 64 ranges per connection.
+    /// connections, 64 ranges per connection, 60 s idle, 10 s per reply.
     fn default() -> Self {
         let half_ram = crate::system::meminfo_kb("MemTotal:").map_or(8 << 30, |kb| kb * 1024 / 2);
         Limits {
@@ -72,6 +88,8 @@ impl Default for Limits {
             max_total_bytes: half_ram,
             max_connections: 64,
             max_handles: 64,
+            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
+            reply_timeout: DEFAULT_REPLY_TIMEOUT,
         }
     }
 }
@@ -86,6 +104,9 @@ pub struct Config {
     pub verbose: bool,
     /// Create the socket's directory (mode 0755) if it is missing.
     pub create_dir: bool,
+    /// Log nothing at all (for in-process harnesses that send millions of
+    /// bad frames on purpose).
+    pub quiet: bool,
 }
 
 impl Config {
@@ -96,6 +117,7 @@ impl Config {
             limits: Limits::default(),
             verbose: false,
             create_dir: true,
+            quiet: false,
         }
     }
 }
@@ -113,6 +135,8 @@ pub struct Stats {
     pub handles: u64,
     /// Prepare requests being worked on now.
     pub preparing: u64,
+    /// Checksum requests being worked on now.
+    pub checksumming: u64,
     /// Connections accepted since start (admitted or not).
     pub accepted: u64,
     /// Connections and requests refused since start.
@@ -127,6 +151,7 @@ pub(crate) struct Counters {
     mappings: AtomicU64,
     handles: AtomicU64,
     preparing: AtomicU64,
+    checksumming: AtomicU64,
     accepted: AtomicU64,
     refused: AtomicU64,
     reserved_bytes: AtomicU64,
@@ -141,6 +166,7 @@ impl Counters {
             mappings: l(&self.mappings),
             handles: l(&self.handles),
             preparing: l(&self.preparing),
+            checksumming: l(&self.checksumming),
             accepted: l(&self.accepted),
             refused: l(&self.refused),
         }
@@ -200,7 +226,22 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(config: Config) -> Result<Arc<Shared>> {
+        Ok(Arc::new(Shared {
+            config,
+            counters: Arc::default(),
+            pagemap: Pagemap::open_self()?,
+            page_size: crate::system::page_size().bytes(),
+            stopping: AtomicBool::new(false),
+            conns: Mutex::default(),
+            threads: Mutex::default(),
+        }))
+    }
+
     fn log(&self, msg: impl AsRef<str>) {
+        if self.config.quiet {
+            return;
+        }
         eprintln!("unimem serve: {}", msg.as_ref());
     }
 
@@ -269,16 +310,7 @@ impl Service {
             .map_err(|e| Error::io(format!("cannot set the mode of '{}'", path.display()), e))?;
         net::listen(&listener, 128)
             .map_err(|e| Error::with_source(ErrorKind::Io, "cannot listen", e.into()))?;
-        let pagemap = Pagemap::open_self()?;
-        let shared = Arc::new(Shared {
-            config,
-            counters: Arc::default(),
-            pagemap,
-            page_size: crate::system::page_size().bytes(),
-            stopping: AtomicBool::new(false),
-            conns: Mutex::default(),
-            threads: Mutex::default(),
-        });
+        let shared = Shared::new(config)?;
         shared.log(format!(
             "listening on {} (mode {mode:o}); admits {}",
             path.display(),

@@ -68,6 +68,9 @@ rules! {
     FdAccess = 18, NOT_PERMITTED, "the fd must be open for reading and writing";
     ClientVa = 19, BAD_ARGUMENT, "client_va must be 0 on Linux (the fd names the memory)";
     NotPresent = 20, CANNOT_WIRE, "some pages have no frame after pinning";
+    IdleTimeout = 21, ABORTED,
+        "the connection was closed after it sent nothing for --idle-timeout while holding \
+         nothing prepared; connect again";
 }
 
 impl Rule {
