@@ -209,3 +209,119 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
 pub fn socket_env(p: &Path) -> (&'static str, String) {
     ("UNIMEM_TEST_SOCKET", p.display().to_string())
 }
+
+/// A small deterministic generator (SplitMix64) for the randomized tests:
+/// the seed is printed, so a failure can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    pub fn chance(&mut self, one_in: u64) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
+/// Fds open in this process (the in-process service's included).
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// The kernel's count of this process's long-term pinned memory
+/// (`VmPin`, KiB): the in-process service's pins.
+pub fn vm_pin_kb() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap();
+    let l = s
+        .lines()
+        .find(|l| l.starts_with("VmPin:"))
+        .expect("VmPin in /proc/self/status");
+    l.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// What a leak check compares against.
+#[derive(Debug, Clone, Copy)]
+pub struct Baseline {
+    pub fds: usize,
+    pub pin_kb: u64,
+}
+
+impl Baseline {
+    pub fn now() -> Baseline {
+        Baseline {
+            fds: fd_count(),
+            pin_kb: vm_pin_kb(),
+        }
+    }
+}
+
+/// Waits until the service holds no connections, then asserts that it
+/// holds nothing at all: no pinned bytes, mappings, handles or requests in
+/// flight (its counters), no pins the kernel counts (`VmPin`), no fds
+/// beyond `base`.
+pub fn assert_nothing_held(svc: &ServiceHandle, base: Baseline, what: &str) {
+    assert!(
+        wait_until(15, || svc.stats().connections == 0),
+        "{what}: connections did not end: {:?}",
+        svc.stats()
+    );
+    let s = svc.stats();
+    assert_eq!(
+        (
+            s.pinned_bytes,
+            s.mappings,
+            s.handles,
+            s.preparing,
+            s.checksumming
+        ),
+        (0, 0, 0, 0, 0),
+        "{what}: the service still holds something: {s:?}"
+    );
+    assert!(
+        wait_until(5, || vm_pin_kb() == base.pin_kb),
+        "{what}: the kernel still counts pinned pages: VmPin {} KiB, {} before",
+        vm_pin_kb(),
+        base.pin_kb
+    );
+    assert!(
+        wait_until(5, || fd_count() <= base.fds),
+        "{what}: {} fds open, {} before",
+        fd_count(),
+        base.fds
+    );
+}
+
+/// A raw connection to the service, for frames no client would send.
+pub fn raw_connect(path: &Path) -> std::os::fd::OwnedFd {
+    let s = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .unwrap();
+    rustix::net::connect(&s, &rustix::net::SocketAddrUnix::new(path).unwrap()).unwrap();
+    s
+}
+
+/// A memfd of `len` bytes.
+pub fn memfd(len: u64) -> std::os::fd::OwnedFd {
+    let fd = rustix::fs::memfd_create("unimem-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+    rustix::fs::ftruncate(&fd, len).unwrap();
+    fd
+}
+
+/// The wall clock budget of a bounded test loop.
+pub fn deadline(secs: u64) -> std::time::Instant {
+    std::time::Instant::now() + std::time::Duration::from_secs(secs)
+}
