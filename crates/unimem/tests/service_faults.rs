@@ -1,0 +1,326 @@
+//! Faults: clients killed with SIGKILL at every step of the protocol, a
+//! client that connects and says nothing, clients that read replies slowly
+//! or never, and the service restarted under connected clients. After each,
+//! the service holds nothing: no pinned bytes or mappings (its counters), no
+//! pins the kernel counts (`VmPin`), no fds beyond its baseline. The tests
+//! of this binary run one at a time (they count the process's fds).
+#![cfg(target_os = "linux")]
+
+mod service_common;
+
+use service_common::*;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use unimem::core::wire::{selector, Header, Reply, Request, MAX_MESSAGE, VERSION};
+use unimem::probe::probe;
+use unimem::resolve::service::ServiceClient;
+use unimem::resolve::ServiceResolver;
+use unimem::service::rule::Rule;
+use unimem::service::{frame, Config, Limits, Policy, Service};
+use unimem::surface::{Backing, Surface};
+use unimem::ErrorKind;
+
+const MIB: u64 = 1 << 20;
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn call(sock: &OwnedFd, req: &Request, fd: Option<&OwnedFd>) -> Reply {
+    send(sock, req, fd);
+    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
+    let f = frame::recv(sock.as_fd(), &mut buf).unwrap().unwrap();
+    Reply::decode(req.selector(), &buf[..f.len]).unwrap()
+}
+
+fn send(sock: &OwnedFd, req: &Request, fd: Option<&OwnedFd>) {
+    let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
+    frame::send(sock.as_fd(), &req.encode(), &fds).unwrap();
+}
+
+const HANDSHAKE: Request = Request::Handshake {
+    min_version: VERSION,
+    max_version: VERSION,
+};
+
+fn prepare(length: u64) -> Request {
+    Request::Prepare {
+        offset: 0,
+        length,
+        client_va: 0,
+        surface_id: 0,
+    }
+}
+
+/// Child: goes through the protocol up to the step named by
+/// `UNIMEM_TEST_STEP`, says `AT <step>` and waits there to be killed.
+#[test]
+#[ignore = "helper: run as a child process by other tests"]
+fn child_step() {
+    if !is_child("child_step") {
+        return;
+    }
+    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
+    let step = std::env::var("UNIMEM_TEST_STEP").unwrap();
+    let sock = raw_connect(&socket);
+    let at = |s: &str| {
+        say(format!("AT {s}"));
+        wait_for_parent();
+    };
+    if step == "connect" {
+        return at("connect");
+    }
+    assert!(matches!(call(&sock, &HANDSHAKE, None), Reply::Handshake(_)));
+    if step == "handshake" {
+        return at("handshake");
+    }
+    let big = 512 * MIB;
+    let s = Surface::create(
+        if step == "holding" { 64 * MIB } else { big },
+        Backing::Memfd,
+    )
+    .unwrap();
+    let fd = s.fd().try_clone_to_owned().unwrap();
+    if step == "prepare" {
+        send(&sock, &prepare(big), Some(&fd));
+        return at("prepare");
+    }
+    let Reply::Segments { batch, .. } = call(&sock, &prepare(s.len()), Some(&fd)) else {
+        panic!("prepare failed")
+    };
+    match step.as_str() {
+        "holding" => at("holding"),
+        "segments" => {
+            // Requests pile up with their replies unread.
+            for _ in 0..64 {
+                let req = Request::Segments {
+                    handle: batch.handle,
+                    continuation: 0,
+                };
+                send(&sock, &req, None);
+            }
+            at("segments")
+        }
+        "checksum" => {
+            let req = Request::Checksum {
+                handle: batch.handle,
+                offset: 0,
+                length: s.len(),
+            };
+            send(&sock, &req, None);
+            at("checksum")
+        }
+        other => panic!("unknown step {other}"),
+    }
+}
+
+#[test]
+fn clients_killed_at_every_step_leave_nothing_behind() {
+    let _serial = serial();
+    let svc = start(Policy::default(), Limits::default());
+    let base = Baseline::now();
+    let mut faults = 0;
+    for round in 0..2 {
+        for step in [
+            "connect",
+            "handshake",
+            "prepare",
+            "holding",
+            "segments",
+            "checksum",
+        ] {
+            let mut c = ChildClient::spawn(
+                "child_step",
+                None,
+                &[
+                    socket_env(&svc.socket),
+                    ("UNIMEM_TEST_STEP", step.to_string()),
+                ],
+            );
+            let line = c.line();
+            assert_eq!(line.as_deref(), Some(format!("AT {step}").as_str()));
+            // Kill while the service is working on the request, where it
+            // can be seen.
+            let busy = match step {
+                "prepare" => wait_until(30, || svc.handle.stats().preparing > 0),
+                "checksum" => wait_until(30, || svc.handle.stats().checksumming > 0),
+                "holding" => svc.handle.stats().pinned_bytes == 64 * MIB,
+                _ => true,
+            };
+            c.child.kill().unwrap();
+            let _ = c.child.wait();
+            drop(c);
+            faults += 1;
+            assert!(busy, "round {round}: never saw the service at step {step}");
+            assert_nothing_held(&svc.handle, base, &format!("killed at {step}"));
+        }
+    }
+    eprintln!("faults: {faults} clients killed (SIGKILL), nothing left behind");
+    // Still serving.
+    let mut r = ServiceResolver::connect(&svc.socket).unwrap();
+    assert!(probe(4 * MIB, Backing::Memfd, 3, &mut r, |_| {})
+        .unwrap()
+        .verified());
+}
+
+#[test]
+fn a_silent_client_is_timed_out_but_one_holding_a_range_is_not() {
+    let _serial = serial();
+    let limits = Limits {
+        idle_timeout: Some(Duration::from_millis(700)),
+        ..Limits::default()
+    };
+    let svc = start(Policy::default(), limits);
+    let base = Baseline::now();
+    // Connects and says nothing: closed after the timeout, told why.
+    let silent = raw_connect(&svc.socket);
+    let t = Instant::now();
+    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
+    let f = frame::recv(silent.as_fd(), &mut buf).unwrap().unwrap();
+    let h = Header::parse(&buf[..f.len]).unwrap();
+    assert_eq!(Rule::from_detail(h.detail.get()), Some(Rule::IdleTimeout));
+    assert!(
+        t.elapsed() >= Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(frame::recv(silent.as_fd(), &mut buf).unwrap().is_none());
+    // A client that went idle after its handshake hears why on its next call.
+    let mut idle = ServiceClient::connect(&svc.socket).unwrap();
+    let mut holder = ServiceClient::connect(&svc.socket).unwrap();
+    let s = Surface::create(2 * MIB, Backing::Memfd).unwrap();
+    let (h, _) = holder.prepare(s.fd(), 0, s.len()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let e = idle.prepare(s.fd(), 0, s.len()).unwrap_err();
+    assert!(e.message().contains("idle-timeout"), "{e}");
+    // The one holding a prepared range kept its connection and its pin.
+    assert_eq!(svc.handle.stats().pinned_bytes, 2 * MIB);
+    holder.checksum(h, 0, s.len()).unwrap();
+    holder.complete(h).unwrap();
+    drop((idle, holder, silent, s));
+    assert_nothing_held(&svc.handle, base, "after the idle clients");
+}
+
+#[test]
+fn slow_readers_are_served_and_non_readers_are_dropped() {
+    let _serial = serial();
+    let limits = Limits {
+        reply_timeout: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let svc = start(Policy::default(), limits);
+    let base = Baseline::now();
+    let s = Surface::create(64 * MIB, Backing::Memfd).unwrap();
+    let fd = s.fd().try_clone_to_owned().unwrap();
+
+    // Slow: 100 requests queued, replies read one per 20 ms, all correct.
+    let slow = raw_connect(&svc.socket);
+    call(&slow, &HANDSHAKE, None);
+    let Reply::Segments { batch, .. } = call(&slow, &prepare(s.len()), Some(&fd)) else {
+        panic!("prepare")
+    };
+    let n = 100;
+    for _ in 0..n {
+        let req = Request::Segments {
+            handle: batch.handle,
+            continuation: 0,
+        };
+        send(&slow, &req, None);
+    }
+    // Meanwhile another client is served at once.
+    let t = Instant::now();
+    let mut r = ServiceResolver::connect(&svc.socket).unwrap();
+    assert!(probe(4 * MIB, Backing::Memfd, 5, &mut r, |_| {})
+        .unwrap()
+        .verified());
+    drop(r);
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
+    for i in 0..n {
+        std::thread::sleep(Duration::from_millis(20));
+        let f = frame::recv(slow.as_fd(), &mut buf).unwrap().unwrap();
+        let Ok(Reply::Segments { batch: b, .. }) = Reply::decode(selector::SEGMENTS, &buf[..f.len])
+        else {
+            panic!("reply {i} to the slow reader")
+        };
+        assert_eq!(b, batch, "reply {i}");
+    }
+    drop(slow);
+
+    // Never reads: the service gives up on it after the reply timeout.
+    let deaf = raw_connect(&svc.socket);
+    call(&deaf, &HANDSHAKE, None);
+    call(&deaf, &prepare(s.len()), Some(&fd));
+    let mut queued = 0;
+    for _ in 0..100_000 {
+        let req = Request::Segments {
+            handle: batch.handle.min(1),
+            continuation: 0,
+        }
+        .encode();
+        if rustix::net::send(&deaf, &req, rustix::net::SendFlags::DONTWAIT).is_err() {
+            break;
+        }
+        queued += 1;
+    }
+    assert!(queued > 10, "could not fill the service's queue");
+    assert!(
+        wait_until(10, || svc.handle.stats().connections == 0),
+        "the deaf client was not dropped: {:?}",
+        svc.handle.stats()
+    );
+    drop((deaf, fd, s));
+    assert_nothing_held(&svc.handle, base, "after the slow and deaf clients");
+}
+
+#[test]
+fn a_restarted_service_gives_clients_a_clear_error_and_they_reconnect() {
+    let _serial = serial();
+    let base = Baseline::now();
+    let svc = start(Policy::default(), Limits::default());
+    let socket = svc.socket.clone();
+    let s = Surface::create(8 * MIB, Backing::Memfd).unwrap();
+    let mut holding = ServiceClient::connect(&socket).unwrap();
+    let (h, _) = holding.prepare(s.fd(), 0, s.len()).unwrap();
+    let mut idle = ServiceClient::connect(&socket).unwrap();
+    assert_eq!(svc.handle.stats().pinned_bytes, 8 * MIB);
+
+    svc.handle.shutdown();
+    // The old service is gone and took nothing with it.
+    assert_eq!(vm_pin_kb(), base.pin_kb, "pins outlived the service");
+    let e = holding.checksum(h, 0, s.len()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ResolverNotFound, "{e}");
+    assert!(e.message().contains("connect again"), "{e}");
+    let e = idle.prepare(s.fd(), 0, s.len()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::ResolverNotFound, "{e}");
+    drop((holding, idle));
+    assert!(
+        wait_until(5, || fd_count() <= base.fds + 1),
+        "the stopped service left fds: {} now, {} before (+1 surface)",
+        fd_count(),
+        base.fds
+    );
+
+    // A new service on the same path; the clients connect again.
+    let handle = Service::bind(Config::new(&socket))
+        .unwrap()
+        .spawn()
+        .unwrap();
+    let mut again = ServiceClient::connect(&socket).unwrap();
+    let (h, _) = again.prepare(s.fd(), 0, s.len()).unwrap();
+    again.checksum(h, 0, s.len()).unwrap();
+    let mut r = ServiceResolver::connect(&socket).unwrap();
+    assert!(probe(2 * MIB, Backing::Memfd, 8, &mut r, |_| {})
+        .unwrap()
+        .verified());
+    drop((again, r));
+    let base2 = Baseline {
+        fds: base.fds + 1 + 2, // the surface; the new listener and pagemap
+        pin_kb: base.pin_kb,
+    };
+    assert_nothing_held(&handle, base2, "after the restart");
+    handle.shutdown();
+}
