@@ -138,3 +138,55 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
     handle.shutdown();
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    fn limits(args: &[&str]) -> Limits {
+        let cli = Cli::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        config(&cli.serve).unwrap().limits
+    }
+
+    #[test]
+    fn every_limit_has_a_default_and_a_flag() {
+        let d = limits(&[]);
+        assert_eq!(d, Limits::default());
+        assert_eq!(d.max_prepare_bytes, 4 << 30);
+        assert_eq!(d.max_connections, 64);
+        assert_eq!(d.idle_timeout, Some(Duration::from_secs(60)));
+        assert_eq!(d.reply_timeout, Duration::from_secs(10));
+        let l = limits(&[
+            "--max-bytes=8M",
+            "--max-connection-bytes=16M",
+            "--max-total-bytes=1G",
+            "--max-connections=3",
+            "--max-handles=5",
+            "--idle-timeout=7",
+            "--reply-timeout=2",
+        ]);
+        assert_eq!(
+            l,
+            Limits {
+                max_prepare_bytes: 8 << 20,
+                max_connection_bytes: 16 << 20,
+                max_total_bytes: 1 << 30,
+                max_connections: 3,
+                max_handles: 5,
+                idle_timeout: Some(Duration::from_secs(7)),
+                reply_timeout: Duration::from_secs(2),
+            }
+        );
+        assert_eq!(limits(&["--idle-timeout=0"]).idle_timeout, None);
+        assert!(Cli::try_parse_from(["serve", "--reply-timeout=0"]).is_err());
+        assert!(Cli::try_parse_from(["serve", "--max-bytes=0"]).is_err());
+    }
+}

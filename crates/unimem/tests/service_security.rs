@@ -1,0 +1,277 @@
+//! The policy cannot be bypassed: a uid the policy does not admit gets
+//! nothing; no client learns addresses of memory it did not pass — not
+//! through another connection's handles, not through a file it may only
+//! read (or only name, `O_PATH`), not through offsets outside its surface;
+//! and the socket and its directory have the modes the policy says. (The
+//! byte caps under load are in `service_load.rs`.)
+#![cfg(target_os = "linux")]
+
+mod service_common;
+
+use service_common::*;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::PathBuf;
+use unimem::core::wire::{Header, Request, MAX_MESSAGE, VERSION};
+use unimem::resolve::service::ServiceClient;
+use unimem::service::rule::Rule;
+use unimem::service::{frame, Config, Limits, Policy, Service};
+use unimem::surface::{Backing, Surface};
+
+const MIB: u64 = 1 << 20;
+const NOBODY: u32 = 65534;
+const NOT_ADMITTED: u32 = 65533;
+
+/// One request on a raw connection; the reply's rule if it is a refusal,
+/// None if it succeeded; panics if the connection ended.
+fn refusal(
+    sock: &std::os::fd::OwnedFd,
+    req: &Request,
+    fd: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Option<Rule> {
+    let fds: Vec<_> = fd.into_iter().collect();
+    let _ = frame::send(sock.as_fd(), &req.encode(), &fds);
+    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
+    // A refused connection is closed with the request unread: ECONNRESET
+    // comes first, then the reply the service queued.
+    let f = match frame::recv(sock.as_fd(), &mut buf) {
+        Err(rustix::io::Errno::CONNRESET) => frame::recv(sock.as_fd(), &mut buf),
+        other => other,
+    }
+    .unwrap()
+    .expect("a reply, not a closed connection");
+    let h = Header::parse(&buf[..f.len]).unwrap();
+    (!h.status().is_success()).then(|| Rule::from_detail(h.detail.get()).expect("a rule"))
+}
+
+const HANDSHAKE: Request = Request::Handshake {
+    min_version: VERSION,
+    max_version: VERSION,
+};
+
+fn prepare(offset: u64, length: u64) -> Request {
+    Request::Prepare {
+        offset,
+        length,
+        client_va: 0,
+        surface_id: 0,
+    }
+}
+
+/// Child: connects as its uid and tries, raw, everything in
+/// `UNIMEM_TEST_TRY`; prints one `RESULT <what> <rule or OK or CLOSED>` line each.
+#[test]
+#[ignore = "helper: run as a child process by other tests"]
+fn child_try() {
+    if !is_child("child_try") {
+        return;
+    }
+    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
+    let sock = match rustix::net::socket(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        None,
+    )
+    .and_then(|s| {
+        rustix::net::connect(&s, &rustix::net::SocketAddrUnix::new(&socket).unwrap())?;
+        Ok(s)
+    }) {
+        Ok(s) => s,
+        Err(e) => return say(format!("RESULT connect {e}")),
+    };
+    let show = |what: &str, r: Option<Rule>| say(format!("RESULT {what} {r:?}"));
+    show("handshake", refusal(&sock, &HANDSHAKE, None));
+    for path in std::env::var("UNIMEM_TEST_TRY").unwrap().split(',') {
+        let (mode, path) = path.split_once(':').unwrap();
+        use rustix::fs::{Mode, OFlags};
+        let flags = if mode == "path" {
+            OFlags::PATH
+        } else {
+            OFlags::RDONLY
+        };
+        let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
+        let req = prepare(0, rustix::param::page_size() as u64);
+        if frame::send(sock.as_fd(), &req.encode(), &[fd.as_fd()]).is_err() {
+            say(format!("RESULT {mode} CLOSED"));
+            continue;
+        }
+        match frame::recv(sock.as_fd(), &mut buf) {
+            Ok(Some(f)) => {
+                let h = Header::parse(&buf[..f.len]).unwrap();
+                let r = (!h.status().is_success()).then(|| Rule::from_detail(h.detail.get()));
+                say(format!("RESULT {mode} {r:?}"));
+            }
+            _ => say(format!("RESULT {mode} CLOSED")),
+        }
+    }
+}
+
+fn results(c: &mut ChildClient) -> Vec<String> {
+    let mut v = Vec::new();
+    while let Some(l) = c.line() {
+        v.push(l);
+    }
+    v
+}
+
+#[test]
+fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
+    let svc = start(
+        Policy {
+            allow_uids: vec![NOBODY],
+            allow_gids: vec![],
+        },
+        Limits::default(),
+    );
+    // A root-owned tmpfs file others may read, and one only root may read.
+    let shm = PathBuf::from(format!("/dev/shm/unimem-sec-{}", std::process::id()));
+    let secret = PathBuf::from(format!("/dev/shm/unimem-sec-{}-0600", std::process::id()));
+    for (p, mode) in [(&shm, 0o644), (&secret, 0o600)] {
+        let f = std::fs::File::create(p).unwrap();
+        f.set_len(MIB).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let tries = format!("read:{},path:{}", shm.display(), secret.display());
+    let env = [socket_env(&svc.socket), ("UNIMEM_TEST_TRY", tries.clone())];
+
+    // Not admitted: the handshake is refused by the policy and the
+    // connection ends; nothing else is answered.
+    let mut c = ChildClient::spawn("child_try", Some(NOT_ADMITTED), &env);
+    let r = results(&mut c);
+    assert!(c.child.wait().unwrap().success());
+    assert_eq!(r[0], "RESULT handshake Some(Policy)", "{r:?}");
+    assert!(r[1..].iter().all(|l| l.ends_with("CLOSED")), "{r:?}");
+
+    // Admitted, but with fds of files it may only read or only name.
+    let mut c = ChildClient::spawn("child_try", Some(NOBODY), &env);
+    let r = results(&mut c);
+    assert!(c.child.wait().unwrap().success());
+    assert_eq!(
+        r,
+        [
+            "RESULT handshake None",
+            "RESULT read Some(Some(FdAccess))",
+            "RESULT path Some(Some(FdAccess))"
+        ]
+    );
+    let st = svc.handle.stats();
+    assert_eq!((st.pinned_bytes, st.handles), (0, 0), "{st:?}");
+    let _ = std::fs::remove_file(&shm);
+    let _ = std::fs::remove_file(&secret);
+}
+
+#[test]
+fn no_connection_reaches_another_connections_handles_or_outside_its_surface() {
+    let svc = start(Policy::default(), Limits::default());
+    let page = rustix::param::page_size() as u64;
+    // A holds two prepared ranges.
+    let s = Surface::create(4 * MIB, Backing::Memfd).unwrap();
+    let mut a = ServiceClient::connect(&svc.socket).unwrap();
+    let (h1, _) = a.prepare(s.fd(), 0, 2 * MIB).unwrap();
+    let (h2, _) = a.prepare(s.fd(), 2 * MIB, 2 * MIB).unwrap();
+    // B guesses handles, including A's exact ones.
+    let b = raw_connect(&svc.socket);
+    assert_eq!(refusal(&b, &HANDSHAKE, None), None);
+    for h in [h1, h2, 0, 3, 4, 64, u64::MAX] {
+        for req in [
+            Request::Segments {
+                handle: h,
+                continuation: 0,
+            },
+            Request::Checksum {
+                handle: h,
+                offset: 0,
+                length: page,
+            },
+            Request::Complete { handle: h },
+        ] {
+            assert_eq!(
+                refusal(&b, &req, None),
+                Some(Rule::UnknownHandle),
+                "{req:?}"
+            );
+        }
+    }
+    // B's own small surface: nothing outside it.
+    let mine = memfd(4 * page);
+    for (o, l) in [
+        (0, 5 * page),
+        (4 * page, page),
+        (3 * page, 2 * page),
+        (u64::MAX - page + 1, page),
+        (page, u64::MAX - page + 1),
+        (0, u64::MAX & !(page - 1)),
+    ] {
+        assert_eq!(
+            refusal(&b, &prepare(o, l), Some(mine.as_fd())),
+            Some(Rule::Range),
+            "{o:#x}+{l:#x}"
+        );
+    }
+    assert_eq!(refusal(&b, &prepare(0, 4 * page), Some(mine.as_fd())), None);
+    for (o, l) in [(0, 5 * page), (4 * page, 8), (u64::MAX - 7, 8)] {
+        let req = Request::Checksum {
+            handle: 1,
+            offset: o,
+            length: l,
+        };
+        assert_eq!(refusal(&b, &req, None), Some(Rule::ChecksumRange));
+    }
+    // A's ranges are untouched.
+    a.checksum(h1, 0, 2 * MIB).unwrap();
+    a.complete(h2).unwrap();
+    assert_eq!(svc.handle.stats().pinned_bytes, 2 * MIB + 4 * page);
+}
+
+fn mode_of(p: &std::path::Path) -> (u32, u32, u32) {
+    let m = std::fs::metadata(p).unwrap();
+    (m.mode() & 0o7777, m.uid(), m.gid())
+}
+
+#[test]
+fn socket_and_directory_modes_follow_the_policy() {
+    require_root();
+    let dir = TempDir::new("modes");
+    for (policy, want) in [
+        (Policy::default(), (0o600, 0)),
+        (
+            Policy {
+                allow_uids: vec![],
+                allow_gids: vec![4242],
+            },
+            (0o660, 4242),
+        ),
+        (
+            Policy {
+                allow_uids: vec![NOBODY],
+                allow_gids: vec![],
+            },
+            (0o666, 0),
+        ),
+    ] {
+        let sock = dir.0.join("run/unimem.sock");
+        let mut config = Config::new(&sock);
+        config.policy = policy.clone();
+        let h = Service::bind(config).unwrap().spawn().unwrap();
+        assert_eq!(mode_of(&sock), (want.0, 0, want.1), "socket for {policy:?}");
+        assert_eq!(mode_of(&dir.0.join("run")).0, 0o755, "created directory");
+        h.shutdown();
+        assert!(!sock.exists(), "the socket outlived the service");
+    }
+    // A directory others could write to, or owned by someone else, is refused.
+    let open = dir.0.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let e = Service::bind(Config::new(open.join("s.sock")))
+        .err()
+        .unwrap();
+    assert!(e.message().contains("writable by others"), "{e}");
+    let theirs = dir.0.join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::os::unix::fs::chown(&theirs, Some(NOBODY), None).unwrap();
+    let e = Service::bind(Config::new(theirs.join("s.sock")))
+        .err()
+        .unwrap();
+    assert!(e.message().contains("belongs to uid"), "{e}");
+}
