@@ -127,6 +127,16 @@ fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
     // A root-owned tmpfs file others may read, and one only root may read.
     let shm = PathBuf::from(format!("/dev/shm/unimem-sec-{}", std::process::id()));
     let secret = PathBuf::from(format!("/dev/shm/unimem-sec-{}-0600", std::process::id()));
+    /// Removes the files even if the test fails.
+    struct Remove(Vec<PathBuf>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    let _remove = Remove(vec![shm.clone(), secret.clone()]);
     for (p, mode) in [(&shm, 0o644), (&secret, 0o600)] {
         let f = std::fs::File::create(p).unwrap();
         f.set_len(MIB).unwrap();
@@ -157,8 +167,6 @@ fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
     );
     let st = svc.handle.stats();
     assert_eq!((st.pinned_bytes, st.handles), (0, 0), "{st:?}");
-    let _ = std::fs::remove_file(&shm);
-    let _ = std::fs::remove_file(&secret);
 }
 
 #[test]
