@@ -122,7 +122,13 @@ pub struct ChildClient {
 
 impl ChildClient {
     pub fn spawn(name: &str, uid: Option<u32>, env: &[(&str, String)]) -> ChildClient {
-        let exe = std::env::current_exe().unwrap();
+        let exe = match uid {
+            // The build directory may sit under a private one (a 0700
+            // checkout): another user runs a copy in a directory anyone
+            // may enter.
+            Some(_) => world_executable_test_binary(),
+            None => std::env::current_exe().unwrap(),
+        };
         let mut cmd = Command::new(&exe);
         cmd.args([
             name,
@@ -324,4 +330,26 @@ pub fn memfd(len: u64) -> std::os::fd::OwnedFd {
 /// The wall clock budget of a bounded test loop.
 pub fn deadline(secs: u64) -> std::time::Instant {
     std::time::Instant::now() + std::time::Duration::from_secs(secs)
+}
+
+/// A copy of this test binary that every user may execute, made once.
+pub fn world_executable_test_binary() -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static COPY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let dir = std::env::temp_dir().join(format!("unimem-test-exe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let name = exe.file_name().unwrap();
+        let tmp = dir.join("partial");
+        let dst = dir.join(name);
+        // Copy and rename, so no thread can exec a file still open for
+        // writing (ETXTBSY).
+        std::fs::copy(&exe, &tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, &dst).unwrap();
+        dst
+    })
+    .clone()
 }
