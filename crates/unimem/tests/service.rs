@@ -58,11 +58,17 @@ fn probe_through_service_matches_pagemap_and_releases_on_drop() {
     let s = svc.handle.stats();
     assert_eq!((s.pinned_bytes, s.mappings, s.handles), (16 * MIB, 1, 1));
     drop(out);
+    // Complete unpins before it replies; the service unmaps right after.
     let s = svc.handle.stats();
     assert_eq!(
-        (s.pinned_bytes, s.mappings, s.handles),
-        (0, 0, 0),
+        (s.pinned_bytes, s.handles),
+        (0, 0),
         "complete on drop: {s:?}"
+    );
+    assert!(
+        wait_until(5, || svc.handle.stats().mappings == 0),
+        "the completed range was never unmapped: {:?}",
+        svc.handle.stats()
     );
     let info = server_info(&svc.socket).unwrap();
     assert_eq!(info.version, wire::VERSION);
@@ -690,7 +696,10 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
     let out = probe(4 * MIB, Backing::Memfd, 7, &mut r, |_| {}).unwrap();
     assert!(out.verified());
     drop(out);
-    assert!(wait_until(5, || svc.handle.stats().connections == 1));
+    assert!(wait_until(5, || {
+        let st = svc.handle.stats();
+        st.connections == 1 && st.mappings == 0
+    }));
     let st = svc.handle.stats();
     assert_eq!(
         (st.pinned_bytes, st.mappings, st.handles),

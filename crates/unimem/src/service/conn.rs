@@ -102,6 +102,9 @@ pub(super) struct Conn {
     pub(super) next_handle: u64,
     /// Bytes prepared by this connection now.
     pub(super) bytes: u64,
+    /// Completed ranges, already unpinned, unmapped once the reply to
+    /// complete is on its way ([`Conn::after_reply`]).
+    retired: Vec<PreparedRange>,
 }
 
 impl Conn {
@@ -116,6 +119,7 @@ impl Conn {
             handles: HashMap::new(),
             next_handle: 1,
             bytes: 0,
+            retired: Vec::new(),
         }
     }
 
@@ -150,7 +154,9 @@ impl Conn {
                 }
             };
             let reply = self.handle(frame, &buf);
-            if let Err(e) = frame::send(sock.as_fd(), &reply, &[]) {
+            let sent = frame::send(sock.as_fd(), &reply, &[]);
+            self.after_reply();
+            if let Err(e) = sent {
                 self.shared
                     .log(format!("{}: reply not taken ({e}); closing", self.who));
                 return;
@@ -158,8 +164,14 @@ impl Conn {
         }
     }
 
+    /// Work that may wait until a reply is sent: unmapping completed ranges.
+    pub(super) fn after_reply(&mut self) {
+        self.retired.clear();
+    }
+
     /// Releases everything the connection holds.
     pub(super) fn finish(mut self) {
+        self.after_reply();
         let ranges = self.handles.len();
         let released: u64 = self.handles.drain().map(|(_, r)| r.release()).sum();
         let c = &self.shared.counters;
@@ -314,7 +326,9 @@ impl Conn {
                     ))
                 })?;
                 let len = range.len();
-                let released_bytes = range.release();
+                let mut range = range;
+                let released_bytes = range.unpin();
+                self.retired.push(range);
                 self.bytes -= len;
                 self.shared.counters.handles.fetch_sub(1, Ordering::SeqCst);
                 Ok((

@@ -32,7 +32,6 @@ pub use prepared::{HUGETLBFS_MAGIC, TMPFS_MAGIC};
 use crate::error::{Error, ErrorKind, Result};
 use crate::pagemap::Pagemap;
 use rule::Rule;
-use rustix::fs::Mode;
 use rustix::io::Errno;
 use rustix::net::{self, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
 use std::collections::HashMap;
@@ -273,7 +272,14 @@ impl Service {
             None,
         )
         .map_err(|e| Error::with_source(ErrorKind::Io, "cannot create a Unix socket", e.into()))?;
-        let addr = SocketAddrUnix::new(&path).map_err(|e| {
+        // Bind inside a private (0700) staging directory beside the final
+        // path, give the socket its group and mode there, then rename it into
+        // place: the socket is never reachable with a wider mode than the
+        // policy's, and no process-wide umask change races other threads.
+        let (mode, group) = config.policy.socket_mode();
+        let staging = Staging::create(&path)?;
+        let staged = staging.socket();
+        let addr = SocketAddrUnix::new(&staged).map_err(|e| {
             Error::with_source(
                 ErrorKind::InvalidRequest,
                 format!(
@@ -283,31 +289,29 @@ impl Service {
                 e.into(),
             )
         })?;
-        // Create the socket file with no permissions, then open it up to what
-        // the policy says: no moment where it is wider than intended.
-        let old = rustix::process::umask(Mode::from_raw_mode(0o777));
-        let bound = net::bind(&listener, &addr);
-        rustix::process::umask(old);
-        bound.map_err(|e| {
+        net::bind(&listener, &addr).map_err(|e| {
             Error::with_source(
                 ErrorKind::Io,
                 format!("cannot bind the socket '{}'", path.display()),
                 e.into(),
             )
         })?;
-        let (mode, group) = config.policy.socket_mode();
         if let Some(gid) = group {
-            rustix::fs::chown(&path, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(|e| {
-                let _ = std::fs::remove_file(&path);
-                Error::with_source(
-                    ErrorKind::PermissionDenied,
-                    format!("cannot give the socket '{}' to group {gid}", path.display()),
-                    e.into(),
-                )
-            })?;
+            rustix::fs::chown(&staged, None, Some(rustix::fs::Gid::from_raw(gid))).map_err(
+                |e| {
+                    Error::with_source(
+                        ErrorKind::PermissionDenied,
+                        format!("cannot give the socket '{}' to group {gid}", path.display()),
+                        e.into(),
+                    )
+                },
+            )?;
         }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(format!("cannot set the mode of '{}'", path.display()), e))?;
+        std::fs::rename(&staged, &path)
+            .map_err(|e| Error::io(format!("cannot move the socket to '{}'", path.display()), e))?;
+        drop(staging);
         net::listen(&listener, 128)
             .map_err(|e| Error::with_source(ErrorKind::Io, "cannot listen", e.into()))?;
         let shared = Shared::new(config)?;
@@ -423,6 +427,41 @@ fn accept_loop(shared: &Arc<Shared>, listener: &Arc<OwnedFd>) {
         next_id += 1;
         lock(&shared.threads).retain(|t| !t.is_finished());
         conn::admit(shared, id, conn);
+    }
+}
+
+/// A private directory beside the socket's path where the socket is bound
+/// before it is renamed into place; removed on drop, with whatever is left
+/// in it.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn create(socket: &Path) -> Result<Staging> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = match socket.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        // Short, so the staged path fits a Unix socket address wherever
+        // the final one does (give or take a few bytes).
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let staging = dir.join(format!(".ub{}.{n}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&staging)
+            .map_err(|e| Error::io(format!("cannot create '{}'", staging.display()), e))?;
+        Ok(Staging(staging))
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.0.join("s")
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.socket());
+        let _ = std::fs::remove_dir(&self.0);
     }
 }
 

@@ -151,10 +151,13 @@ impl PreparedRange {
         range.counters.mappings.fetch_add(1, Ordering::SeqCst);
         let mapping = range.mapping.insert(mapping);
         // Populate in the service's page tables: pagemap shows the caller's
-        // page tables, not the file.
+        // page tables, not the file. Read faults map pages in batches
+        // (fault-around) where write faults map one at a time, so this is
+        // 2-3x cheaper for 4 KiB pages; the pin that follows upgrades the
+        // entries for writing without faulting pages in again.
         mapping
-            .advise(Advice::LinuxPopulateWrite)
-            .map_err(|e| Refusal::os("populate the mapping (MADV_POPULATE_WRITE)", e))?;
+            .advise(Advice::LinuxPopulateRead)
+            .map_err(|e| Refusal::os("populate the mapping (MADV_POPULATE_READ)", e))?;
         let pin = Pin::new(mapping).map_err(|e| {
             let errno = e.os_code().unwrap_or(libc::EIO);
             Refusal::from_errno("pin the mapping", errno, e.to_string())
@@ -271,6 +274,21 @@ impl PreparedRange {
             done += n as u64;
         }
         Ok(sum.value())
+    }
+
+    /// Unpins now, keeping the mapping; returns the bytes that were pinned.
+    /// The connection replies to complete after this and unmaps (drops the
+    /// range) only once the reply is sent: tearing down the page tables of
+    /// a large range costs more than the pin and the read together, and
+    /// nothing the client can observe depends on it.
+    pub fn unpin(&mut self) -> u64 {
+        let Some(pin) = self.pin.take() else { return 0 };
+        let bytes = pin.bytes();
+        drop(pin);
+        self.counters
+            .pinned_bytes
+            .fetch_sub(bytes, Ordering::SeqCst);
+        bytes
     }
 
     /// Unpins and unmaps now; returns the bytes that were pinned.

@@ -54,7 +54,9 @@ impl Session {
             fds,
             fds_truncated,
         };
-        self.conn.handle(frame, &self.buf)
+        let reply = self.conn.handle(frame, &self.buf);
+        self.conn.after_reply();
+        reply
     }
 
     /// The service-wide counters (this session is the only connection).
