@@ -186,7 +186,7 @@ impl Report {
             self.row("service", "memfd", GIB),
         ) {
             service.detail = format!(
-                "the service's own mapping (mmap + populate + munmap) alone takes {} of its {}",
+                "the service's own mapping (mmap + populate) takes {} of its {}",
                 duration(m.median_ns),
                 duration(s.median_ns)
             );
