@@ -15,7 +15,7 @@ use crate::service::frame::{self, FrameBuf};
 use crate::service::rule::{Rule, RULE_BASE};
 use crate::surface::Surface;
 use rustix::io::Errno;
-use rustix::net::{self, sockopt, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{self, sockopt};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -56,20 +56,8 @@ impl ServiceClient {
     /// Connects to the service at `path` and does the handshake.
     pub fn connect(path: &Path) -> Result<ServiceClient> {
         let shown = path.display();
-        let sock = net::socket_with(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|e| Error::with_source(ErrorKind::Io, "cannot create a Unix socket", e.into()))?;
-        let addr = SocketAddrUnix::new(path).map_err(|e| {
-            Error::with_source(
-                ErrorKind::InvalidRequest,
-                format!("socket path '{shown}' is too long for a Unix socket"),
-                e.into(),
-            )
-        })?;
+        let sock = frame::socket()?;
+        let addr = frame::address(path)?;
         net::connect(&sock, &addr).map_err(|e| {
             let (kind, msg) = match e {
                 Errno::NOENT => (

@@ -9,15 +9,42 @@
 //! Every send uses `MSG_NOSIGNAL`: a peer that went away is an error, never
 //! a SIGPIPE.
 
+use crate::error::{Error, ErrorKind, Result};
 use rustix::io::Errno;
 use rustix::net::{
-    self, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
+    self, AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
 };
 use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{BorrowedFd, OwnedFd};
+use std::path::Path;
 use unimem_core::wire::MAX_MESSAGE;
+
+/// A new close-on-exec `SOCK_SEQPACKET` Unix socket.
+pub fn socket() -> Result<OwnedFd> {
+    net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::with_source(ErrorKind::Io, "cannot create a Unix socket", e.into()))
+}
+
+/// The socket address of `path`, or an error that names it.
+pub fn address(path: &Path) -> Result<SocketAddrUnix> {
+    SocketAddrUnix::new(path).map_err(|e| {
+        Error::with_source(
+            ErrorKind::InvalidRequest,
+            format!(
+                "socket path '{}' is too long for a Unix socket",
+                path.display()
+            ),
+            e.into(),
+        )
+    })
+}
 
 /// Fds accepted in one message; more is an error, and this many lets the
 /// service see that there were too many.

@@ -33,7 +33,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::pagemap::Pagemap;
 use rule::Rule;
 use rustix::io::Errno;
-use rustix::net::{self, AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+use rustix::net::{self, SocketFlags};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -265,13 +265,7 @@ impl Service {
         let path = config.socket.clone();
         prepare_dir(&path, config.create_dir)?;
         remove_stale(&path)?;
-        let listener = net::socket_with(
-            AddressFamily::UNIX,
-            SocketType::SEQPACKET,
-            SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|e| Error::with_source(ErrorKind::Io, "cannot create a Unix socket", e.into()))?;
+        let listener = frame::socket()?;
         // Bind inside a private (0700) staging directory beside the final
         // path, give the socket its group and mode there, then rename it into
         // place: the socket is never reachable with a wider mode than the
@@ -279,16 +273,7 @@ impl Service {
         let (mode, group) = config.policy.socket_mode();
         let staging = Staging::create(&path)?;
         let staged = staging.socket();
-        let addr = SocketAddrUnix::new(&staged).map_err(|e| {
-            Error::with_source(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "socket path '{}' is too long for a Unix socket",
-                    path.display()
-                ),
-                e.into(),
-            )
-        })?;
+        let addr = frame::address(&staged)?;
         net::bind(&listener, &addr).map_err(|e| {
             Error::with_source(
                 ErrorKind::Io,
@@ -533,16 +518,8 @@ fn remove_stale(path: &Path) -> Result<()> {
             ),
         ));
     }
-    let probe = net::socket_with(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(|e| Error::with_source(ErrorKind::Io, "cannot create a Unix socket", e.into()))?;
-    let addr = SocketAddrUnix::new(path).map_err(|e| {
-        Error::with_source(ErrorKind::InvalidRequest, "socket path too long", e.into())
-    })?;
+    let probe = frame::socket()?;
+    let addr = frame::address(path)?;
     match net::connect(&probe, &addr) {
         Ok(()) => Err(Error::new(
             ErrorKind::InvalidRequest,
