@@ -87,6 +87,21 @@ pub enum AppleError {
 
     #[error("invalid range: {0}")]
     InvalidRange(String),
+
+    /// The buffer needs more prepared ranges than the DEXT holds for one
+    /// client.
+    #[error(
+        "{length} bytes need {needed} prepares of at most {step} bytes, but the DEXT \
+         holds at most {max_ranges} prepared ranges per client: ask for at most \
+         {max} bytes",
+        needed = length.div_ceil((*step).max(1)),
+        max = step.saturating_mul(*max_ranges as u64)
+    )]
+    TooManyRanges {
+        length: u64,
+        step: u64,
+        max_ranges: usize,
+    },
 }
 
 impl AppleError {
@@ -157,7 +172,9 @@ impl From<AppleError> for crate::Error {
             AppleError::NotLoaded => K::ResolverNotFound,
             AppleError::NotPermitted { .. } => K::PermissionDenied,
             AppleError::PrepareFailed { .. } => K::PrepareFailed,
-            AppleError::SurfaceSize { .. } | AppleError::InvalidRange(_) => K::InvalidRequest,
+            AppleError::SurfaceSize { .. }
+            | AppleError::InvalidRange(_)
+            | AppleError::TooManyRanges { .. } => K::InvalidRequest,
             AppleError::SurfaceCreate { .. } | AppleError::CoreFoundation { .. } => K::Resources,
             AppleError::Open { .. } | AppleError::SurfaceLock { .. } => K::Io,
             AppleError::Call { .. }

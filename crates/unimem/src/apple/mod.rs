@@ -17,7 +17,10 @@ mod ffi;
 mod iosurface;
 pub mod probe;
 
-pub use dext::{DextClient, DextPrepared, Transport, USER_CLIENT_TYPE};
+pub use dext::{
+    DextClient, DextPrepared, DextResolved, PreparedRange, Transport, MAX_PREPARED_RANGES,
+    USER_CLIENT_TYPE,
+};
 pub use error::{AppleError, ACTIVATION_STEPS, DEXT_NAME};
 pub use ffi::page_size;
 pub use iosurface::IoSurface;

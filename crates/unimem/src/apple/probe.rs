@@ -1,13 +1,14 @@
 //! The seed experiment on macOS as a library call: create an IOSurface,
 //! write the page-indexed pattern, open the CybMemDriver DEXT (handshake
-//! first), prepare the whole surface and collect every segment, ask the
-//! DEXT for a checksum through its own mapping, then verify coverage, the
-//! pattern and the checksum.
+//! first), prepare the whole surface (in consecutive ranges no longer than
+//! the DEXT accepts in one prepare) and collect every segment into one map,
+//! ask the DEXT for a checksum of each range through its own mapping, then
+//! verify coverage, the pattern and the checksums.
 //!
 //! The outcome keeps the connection and the surface alive, so the
 //! addresses stay valid (the DEXT keeps its DMA commands prepared) until
-//! it is dropped: then the range is completed, the connection closed, and
-//! only then the surface unlocked and released.
+//! it is dropped: then every range is completed, the connection closed,
+//! and only then the surface unlocked and released.
 
 use unimem_core::addr::PageSize;
 use unimem_core::map::PaMap;
@@ -15,7 +16,7 @@ use unimem_core::pattern::{Pattern, Verification};
 use unimem_core::wire::ServerInfo;
 use unimem_core::Coverage;
 
-use super::dext::{DextClient, Transport};
+use super::dext::{DextClient, PreparedRange, Transport};
 use super::error::AppleError;
 use super::ffi;
 use super::iosurface::IoSurface;
@@ -47,22 +48,25 @@ pub enum Step {
     Verifying,
 }
 
-/// What resolving and checking one range found.
+/// What resolving and checking the surface found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    /// The DEXT's handle of the prepared range.
-    pub handle: u64,
-    /// The segments, labelled with the address kind the DEXT reported.
+    /// The ranges the DEXT holds prepared, consecutive, in order.
+    pub ranges: Vec<PreparedRange>,
+    /// The segments of the whole surface, labelled with the address kind
+    /// the DEXT reported.
     pub map: PaMap,
     pub integrity: Verification,
     pub checksums: Vec<ChecksumCheck>,
 }
 
 impl Resolved {
-    /// Coverage full, pattern intact, every checksum equal.
+    /// Coverage full, pattern intact, one checksum per range and every
+    /// checksum equal.
     pub fn verified(&self) -> bool {
         self.map.coverage() == Coverage::Full
             && self.integrity.ok()
+            && !self.checksums.is_empty()
             && self.checksums.iter().all(ChecksumCheck::ok)
     }
 }
@@ -94,9 +98,9 @@ impl DextProbe {
 
 impl Drop for DextProbe {
     fn drop(&mut self) {
-        // Closing the connection would release it too; completing first
+        // Closing the connection would release them too; completing first
         // keeps the DEXT's log honest about who released what.
-        let _ = self.client.complete(self.resolved.handle);
+        let _ = self.client.complete_all(&self.resolved.ranges);
     }
 }
 
@@ -172,10 +176,11 @@ pub fn probe(size: u64, salt: u64, mut step: impl FnMut(Step)) -> Result<DextPro
     })
 }
 
-/// Prepares `bytes` (the client memory at `client_va`) through the DEXT,
-/// collects every segment and a checksum of the whole range, and checks
-/// them against `pattern`. On a failure after the prepare, the range is
-/// completed before the error is returned.
+/// Prepares `bytes` (the client memory at `client_va`) through the DEXT in
+/// as many ranges as it needs, collects every segment into one map and a
+/// checksum of each range, and checks them against `pattern`. On a failure
+/// midway, every range prepared so far is completed before the error is
+/// returned.
 pub fn resolve_and_verify<T: Transport>(
     client: &mut DextClient<T>,
     client_va: u64,
@@ -185,27 +190,29 @@ pub fn resolve_and_verify<T: Transport>(
     step: &mut impl FnMut(Step),
 ) -> Result<Resolved, AppleError> {
     let len = bytes.len() as u64;
-    let prepared = client.resolve_range(client_va, surface_id, 0, len)?;
-    let handle = prepared.handle;
-    let value = match client.checksum(handle, 0, len) {
-        Ok(v) => v,
-        Err(e) => {
-            let _ = client.complete(handle);
-            return Err(e);
+    let resolved = client.resolve_all(client_va, surface_id, len)?;
+    let mut checksums = Vec::with_capacity(resolved.ranges.len());
+    for r in &resolved.ranges {
+        match client.checksum(r.handle, 0, r.length) {
+            Ok(value) => checksums.push(ChecksumCheck::against(bytes, r.offset, r.length, value)),
+            Err(e) => {
+                let _ = client.complete_all(&resolved.ranges);
+                return Err(e);
+            }
         }
-    };
+    }
     step(Step::Verifying);
     Ok(Resolved {
-        handle,
-        map: prepared.map,
+        ranges: resolved.ranges,
+        map: resolved.map,
         integrity: pattern.verify(0, bytes),
-        checksums: vec![ChecksumCheck::against(bytes, 0, len, value)],
+        checksums,
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::dext::tests::fake;
+    use super::super::dext::tests::{fake, fake_with, run};
     use super::*;
     use unimem_core::addr::AddressKind;
 
@@ -229,5 +236,40 @@ mod tests {
         assert_eq!(r.checksums.len(), 1);
         assert!(!r.checksums[0].ok());
         assert!(!r.verified());
+    }
+
+    #[test]
+    fn a_split_surface_gets_one_checksum_per_range() {
+        let page = PageSize::new(16384).unwrap();
+        let pattern = Pattern::new(page, 0x55);
+        let mut bytes = vec![0u8; 5 * 16384];
+        pattern.fill(0, &mut bytes);
+        let mut client = DextClient::with_transport(fake_with(run(0x10000, 5), 2 * 16384)).unwrap();
+        let r = resolve_and_verify(&mut client, 0x1_0000_0000, 3, &bytes, &pattern, &mut |_| {})
+            .unwrap();
+        assert_eq!(r.ranges.len(), 3);
+        assert_eq!(r.map.coverage(), Coverage::Full);
+        assert_eq!(r.map.segments().len(), 1);
+        let spans: Vec<(u64, u64)> = r.checksums.iter().map(|c| (c.offset, c.length)).collect();
+        assert_eq!(
+            spans,
+            vec![(0, 2 * 16384), (2 * 16384, 2 * 16384), (4 * 16384, 16384)]
+        );
+        assert_eq!(client.transport().live.len(), 3);
+    }
+
+    #[test]
+    fn a_failed_checksum_completes_every_range() {
+        let page = PageSize::new(16384).unwrap();
+        let pattern = Pattern::new(page, 0x55);
+        let bytes = vec![0u8; 4 * 16384];
+        let mut f = fake_with(run(0x10000, 4), 2 * 16384);
+        f.fail_checksum = Some(unimem_core::iokit::IoReturn::IO_ERROR);
+        let mut client = DextClient::with_transport(f).unwrap();
+        let e = resolve_and_verify(&mut client, 0x1_0000_0000, 3, &bytes, &pattern, &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(e, AppleError::Rejected { .. }), "{e}");
+        assert_eq!(client.transport().completed, vec![7, 8]);
+        assert!(client.transport().live.is_empty());
     }
 }
