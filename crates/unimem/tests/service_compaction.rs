@@ -44,7 +44,7 @@ fn pinned_pages_keep_their_addresses_across_compaction() {
     let pid = std::process::id();
     let mut unpinned_moved = Vec::new();
 
-    for round in 1..=3 {
+    for round in 1..=5 {
         // Fragment: fault the two buffers' pages interleaved with a filler
         // four times their size, then free the filler.
         let (pinned_fd, mut pinned) = memfd_mapping(len);
