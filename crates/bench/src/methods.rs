@@ -122,7 +122,7 @@ impl<'a> Fixture<'a> {
         let limit_buf = vec![0xffu8; (pages * 8) as usize];
         let pin_mapping = Mapping::shared(fd, 0, len as usize)?;
         pin_mapping
-            .advise(rustix::mm::Advice::LinuxPopulateWrite)
+            .advise(unimem::mapping::Advice::PopulateWrite)
             .map_err(|e| format!("cannot populate the mapping to pin: {e}"))?;
         Ok(Fixture {
             fd,
@@ -309,7 +309,7 @@ impl Fixture<'_> {
     fn map(&mut self) -> Res<Sample> {
         let t = Instant::now();
         let m = Mapping::shared(self.fd, 0, self.len as usize)?;
-        m.advise(rustix::mm::Advice::LinuxPopulateRead)
+        m.advise(unimem::mapping::Advice::PopulateRead)
             .map_err(|e| format!("cannot populate: {e}"))?;
         let elapsed = t.elapsed();
         drop(m);

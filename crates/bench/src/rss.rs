@@ -73,7 +73,7 @@ pub fn child(path: &str, len: u64, method: &str, backing: &str) -> Res<()> {
         .open(path)?;
     let mapping = Mapping::shared(&file, 0, len as usize)?;
     mapping
-        .advise(rustix::mm::Advice::LinuxPopulateWrite)
+        .advise(unimem::mapping::Advice::PopulateWrite)
         .map_err(|e| format!("cannot populate: {e}"))?;
     let page = unimem::system::page_size();
     let va = mapping.addr();

@@ -115,8 +115,18 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
              pins clients' memory (CAP_IPC_LOCK); run `sudo unimem serve`",
         ));
     }
+    // Root without CAP_SYS_ADMIN (a container) would start, then refuse
+    // every prepare: say so now.
+    if !unimem::pagemap::can_see_pfns()? {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            "`unimem serve` runs as root but cannot see PFNs in pagemap: it lacks CAP_SYS_ADMIN \
+             (a container or a dropped capability); run it with CAP_SYS_ADMIN",
+        ));
+    }
     let config = config(args)?;
     let limits = config.limits.clone();
+    ensure_fd_limit(&limits)?;
     // Catch the signals before anything exists that a signal must clean up.
     let mut signals = Termination::install()?;
     let handle = Service::bind(config)?.spawn()?;
@@ -137,6 +147,35 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
     eprintln!("unimem serve: signal {sig}: shutting down");
     handle.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Each connection holds its socket, and each prepared range an io_uring
+/// fd and the client's file: raises the soft open-file limit to the hard
+/// one, and refuses to start when even that cannot hold every connection
+/// at its limits (one set of clients would otherwise starve the rest).
+fn ensure_fd_limit(limits: &Limits) -> Result<(), Error> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let need = (limits.max_connections as u64) * (2 * limits.max_handles as u64 + 1) + 64;
+    let mut lim = getrlimit(Resource::Nofile);
+    if let (Some(cur), max) = (lim.current, lim.maximum) {
+        if cur < need {
+            lim.current = max;
+            let _ = setrlimit(Resource::Nofile, lim);
+        }
+    }
+    let have = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    if have < need {
+        return Err(Error::new(
+            ErrorKind::Resources,
+            format!(
+                "the open-file limit is {have} but {} connections with {} ranges each need {need}: \
+                 raise it (ulimit -n, or LimitNOFILE= in the unit) or lower --max-connections \
+                 or --max-handles",
+                limits.max_connections, limits.max_handles
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -565,14 +565,26 @@ struct Served {
 
 impl Served {
     fn start(extra: &[&str]) -> Served {
-        let dir = std::env::temp_dir().join(format!(
-            "unimem-cli-serve-{}-{}",
-            std::process::id(),
-            extra.len()
-        ));
+        Self::start_under(&[], extra)
+    }
+
+    /// `unimem serve` run by `wrapper` (e.g. `unshare ...`), if not empty.
+    fn start_under(wrapper: &[&str], extra: &[&str]) -> Served {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("unimem-cli-serve-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let sock = dir.join("unimem.sock");
-        let child = Command::new(bin())
+        let bin = bin();
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
+        let child = cmd
             .args(["serve", "--socket", sock.to_str().unwrap()])
             .args(extra)
             .stderr(std::process::Stdio::null())
@@ -710,4 +722,43 @@ fn thp_probe_gets_huge_folios_where_shmem_thp_is_allowed() {
         reference.len()
     );
     held.release();
+}
+
+#[test]
+fn serve_refuses_an_open_file_limit_too_small_for_its_limits() {
+    require_root();
+    let dir = std::env::temp_dir().join(format!("unimem-cli-nofile-{}", std::process::id()));
+    let sock = dir.join("s.sock");
+    let out = Command::new("prlimit")
+        .args(["--nofile=256:256", "--"])
+        .arg(bin())
+        .args(["serve", "--socket", sock.to_str().unwrap()])
+        .output()
+        .expect("prlimit (util-linux) runs");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("open-file limit is 256"), "{err}");
+    assert!(!sock.exists(), "a refused service left its socket behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_client_the_service_cannot_see_by_pid_is_still_served() {
+    require_root();
+    // In a pid namespace of its own, the service sees its clients' pid as 0
+    // (SO_PEERCRED): admission must rest on uid/gid alone, and nothing may
+    // assume a non-zero pid.
+    let served = Served::start_under(&["unshare", "--pid", "--fork", "--kill-child"], &[]);
+    let out = unimem(&[
+        "probe",
+        "--via",
+        "service",
+        "--socket",
+        &served.socket(),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["resolver"]["name"], "service");
+    assert_eq!(j["verification"]["ok"], true);
 }

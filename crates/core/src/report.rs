@@ -264,11 +264,14 @@ fn hex(bytes: &[u8]) -> String {
         .join(" ")
 }
 
-/// A segment as JSON prints it.
+/// A segment as JSON prints it: its address and length, and the buffer
+/// offset it starts at, so a consumer never has to lay segments end to end
+/// (a map with a hole lists only the segments that have addresses).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct JsonSegment {
     pub address: u64,
     pub length: u64,
+    pub offset: u64,
 }
 
 /// The address segments of `map`, in buffer order, for JSON.
@@ -279,6 +282,7 @@ pub fn json_segments(map: &PaMap) -> Vec<JsonSegment> {
             s.address().map(|address| JsonSegment {
                 address,
                 length: s.length,
+                offset: s.offset,
             })
         })
         .collect()

@@ -68,6 +68,12 @@ impl Error {
         Self::with_source(kind, what, source)
     }
 
+    /// The same error with `hint` (what to do instead) appended.
+    pub fn with_hint(mut self, hint: &str) -> Self {
+        self.message = format!("{}; {hint}", self.message);
+        self
+    }
+
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

@@ -22,7 +22,8 @@ pub struct FlaggedSegment {
     pub offset: u64,
     pub length: u64,
     pub target: Target,
-    /// Flags of the run's first page (`None` for holes). Runs are split
+    /// Flags of the run's first page: `None` for holes, and for frames
+    /// kpageflags does not cover (device memory). Runs are split
     /// when [`PageFlags::kind`] changes.
     pub flags: Option<PageFlags>,
     /// Path of the VMA (`/memfd:... (deleted)`, `[heap]`, ...), if mapped.
@@ -67,7 +68,18 @@ pub fn map_process(pid: u32, va: VirtAddr, len: u64) -> Result<ProcessMap> {
     let mut paths = Vec::new();
     for (start, end, vma) in &pieces {
         match vma {
-            Some(_) => pagemap.resolve_into(&mut map, VirtAddr(*start), end - start)?,
+            Some(_) => pagemap
+                .resolve_into(&mut map, VirtAddr(*start), end - start)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::PermissionDenied => Error::new(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "physical addresses of process {pid} are hidden: reading them needs \
+                             CAP_SYS_ADMIN; run `unimem map` as root"
+                        ),
+                    ),
+                    _ => e,
+                })?,
             None => map
                 .push(end - start, Target::Unmapped)
                 .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?,
@@ -111,8 +123,13 @@ fn split_by_flags(
         let mut current: Option<FlaggedSegment> = None;
         kpf.for_each(first, seg.length / base, |i, flags| {
             let offset = seg.offset + i * base;
+            let mapping = path_at(offset);
             match current.as_mut() {
-                Some(row) if row.flags.map(PageFlags::kind) == Some(flags.kind()) => {
+                // One row, one kind of page in one mapping.
+                Some(row)
+                    if row.flags.map(PageFlags::kind) == flags.map(PageFlags::kind)
+                        && row.mapping == mapping =>
+                {
                     row.length += base
                 }
                 _ => {
@@ -123,8 +140,8 @@ fn split_by_flags(
                         offset,
                         length: base,
                         target: Target::Address(addr + i * base),
-                        flags: Some(flags),
-                        mapping: path_at(offset),
+                        flags,
+                        mapping,
                     });
                 }
             }

@@ -8,10 +8,22 @@
 #![allow(unsafe_code)]
 
 use crate::error::{Error, ErrorKind, Result};
-use rustix::mm::{self, Advice, MapFlags, ProtFlags};
+use rustix::mm::{self, MapFlags, ProtFlags};
 use std::os::fd::AsFd;
 use std::ptr::NonNull;
 use unimem_core::VirtAddr;
+
+/// Advice [`Mapping::advise`] accepts: only kinds that leave the bytes as
+/// they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advice {
+    /// `MADV_POPULATE_READ`: fault every page in for reading.
+    PopulateRead,
+    /// `MADV_POPULATE_WRITE`: fault every page in for writing.
+    PopulateWrite,
+    /// `MADV_HUGEPAGE`: prefer transparent huge pages.
+    Hugepage,
+}
 
 /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, fd, offset)`, unmapped
 /// on drop.
@@ -63,10 +75,17 @@ impl Mapping {
         Ok(Self { ptr, len })
     }
 
-    /// `madvise(addr, len, advice)` over the whole mapping.
+    /// `madvise(addr, len, advice)` over the whole mapping, for the few
+    /// kinds of advice that cannot invalidate what a slice of it shows.
     pub fn advise(&self, advice: Advice) -> rustix::io::Result<()> {
-        // SAFETY: the range is exactly this live mapping; advice values do
-        // not invalidate Rust references to it (populate, hugepage).
+        let advice = match advice {
+            Advice::PopulateRead => mm::Advice::LinuxPopulateRead,
+            Advice::PopulateWrite => mm::Advice::LinuxPopulateWrite,
+            Advice::Hugepage => mm::Advice::LinuxHugepage,
+        };
+        // SAFETY: the range is exactly this live mapping, and each advice
+        // allowed here only faults pages in or chooses their size: none
+        // frees, zeroes or poisons memory a Rust reference may be reading.
         unsafe { mm::madvise(self.ptr.as_ptr().cast(), self.len, advice) }
     }
 

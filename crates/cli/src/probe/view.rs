@@ -5,7 +5,6 @@
 use crate::output::{self, io_error};
 use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
 use serde::Serialize;
-use std::io::Read;
 use std::process::ExitCode;
 use unimem::check::ChecksumCheck;
 use unimem::Result;
@@ -48,8 +47,7 @@ pub fn finish(view: &ProbeView<'_>, json: bool, all: bool, hold: bool) -> Result
     }
     if hold {
         output::note("[*] Holding the surface; close standard input (Ctrl-D) to release it.");
-        let mut sink = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut sink);
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
     }
     Ok(ExitCode::from(if view.verified() {
         EXIT_OK

@@ -52,7 +52,9 @@ impl Resolver for DirectResolver {
         // Pinning may migrate pages (out of ZONE_MOVABLE or CMA): read the
         // addresses only once the pin holds.
         let pin = if self.pin {
-            Some(Pin::new(surface.mapping())?)
+            Some(Pin::new(surface.mapping()).map_err(|e| {
+                e.with_hint("`--no-pin` reads an unpinned snapshot of the addresses instead")
+            })?)
         } else {
             None
         };

@@ -363,6 +363,14 @@ fn add_batch(map: &mut PaMap, b: &SegmentBatch, handle: u64, total: u64) -> Resu
     }
     let mut offset = b.start;
     for &(addr, len) in &b.segments {
+        // Page frame 0 never backs user memory: an address of 0 is a
+        // service that could not see PFNs, never a real segment.
+        if addr == 0 {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("the service sent address 0 for offset {offset:#x}: it cannot see PFNs"),
+            ));
+        }
         map.push_at(offset, len, Target::Address(addr))
             .map_err(|e| {
                 Error::new(

@@ -28,11 +28,11 @@ use unimem_core::AddressKind;
 
 /// Decides whether to serve a new connection; if so, starts its thread.
 pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
-    let peer = match sockopt::socket_peercred(&sock) {
-        Ok(c) => Peer {
-            pid: c.pid.as_raw_nonzero().get(),
-            uid: c.uid.as_raw(),
-            gid: c.gid.as_raw(),
+    let peer = match super::sys::peer_cred(&sock) {
+        Ok((pid, uid, gid)) => Peer {
+            pid,
+            uid,
+            gid,
             groups: super::sys::peer_groups(&sock).unwrap_or_default(),
         },
         Err(e) => {

@@ -263,14 +263,18 @@ impl Service {
     /// live service is listening on; a stale one is removed.
     pub fn bind(config: Config) -> Result<Service> {
         let path = config.socket.clone();
-        prepare_dir(&path, config.create_dir)?;
+        // Everything that can fail without touching the file system first,
+        // so a failure leaves no socket behind.
+        let (mode, group) = config.policy.socket_mode();
+        let create_dir = config.create_dir;
+        let shared = Shared::new(config)?;
+        prepare_dir(&path, create_dir)?;
         remove_stale(&path)?;
         let listener = frame::socket()?;
         // Bind inside a private (0700) staging directory beside the final
         // path, give the socket its group and mode there, then rename it into
         // place: the socket is never reachable with a wider mode than the
         // policy's, and no process-wide umask change races other threads.
-        let (mode, group) = config.policy.socket_mode();
         let staging = Staging::create(&path)?;
         let staged = staging.socket();
         let addr = frame::address(&staged)?;
@@ -299,7 +303,6 @@ impl Service {
         drop(staging);
         net::listen(&listener, 128)
             .map_err(|e| Error::with_source(ErrorKind::Io, "cannot listen", e.into()))?;
-        let shared = Shared::new(config)?;
         shared.log(format!(
             "listening on {} (mode {mode:o}); admits {}",
             path.display(),
@@ -528,12 +531,23 @@ fn remove_stale(path: &Path) -> Result<()> {
                 path.display()
             ),
         )),
-        Err(_) => std::fs::remove_file(path).map_err(|e| {
+        // Only a refusal proves nobody listens: a full backlog (EAGAIN) or
+        // a permission problem may hide a live service.
+        Err(Errno::CONNREFUSED) => std::fs::remove_file(path).map_err(|e| {
             Error::io(
                 format!("cannot remove the stale socket '{}'", path.display()),
                 e,
             )
         }),
+        Err(e) => Err(Error::with_source(
+            ErrorKind::InvalidRequest,
+            format!(
+                "'{}' exists and may belong to a live service (connecting to it failed: {e}); \
+                 stop that service or remove the socket yourself",
+                path.display()
+            ),
+            e.into(),
+        )),
     }
 }
 

@@ -11,13 +11,12 @@
 use super::rule::Rule;
 use super::{sys, Counters, Refusal};
 use crate::error::ErrorKind;
-use crate::mapping::Mapping;
+use crate::mapping::{Advice, Mapping};
 use crate::pagemap::Pagemap;
 use crate::pin::Pin;
 use crate::system;
 use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
-use rustix::mm::Advice;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -156,7 +155,7 @@ impl PreparedRange {
         // 2-3x cheaper for 4 KiB pages; the pin that follows upgrades the
         // entries for writing without faulting pages in again.
         mapping
-            .advise(Advice::LinuxPopulateRead)
+            .advise(Advice::PopulateRead)
             .map_err(|e| Refusal::os("populate the mapping (MADV_POPULATE_READ)", e))?;
         let pin = Pin::new(mapping).map_err(|e| {
             let errno = e.os_code().unwrap_or(libc::EIO);

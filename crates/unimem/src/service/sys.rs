@@ -1,5 +1,9 @@
-//! The two system calls the service needs that rustix does not wrap:
-//! `getsockopt(SO_PEERGROUPS)` and `process_vm_readv` on this process.
+//! The system calls the service needs that rustix does not wrap, or does
+//! not wrap soundly for every value the kernel returns:
+//! `getsockopt(SO_PEERCRED)` (rustix's `UCred` holds a non-zero `Pid`, but
+//! the kernel reports pid 0 for a peer outside the service's pid
+//! namespace), `getsockopt(SO_PEERGROUPS)` and `process_vm_readv` on this
+//! process.
 //!
 //! Both are plain data transfers into buffers this module owns, so the
 //! `unsafe` is limited to passing correct pointers and lengths.
@@ -7,6 +11,35 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+
+/// The peer's credentials at `connect`: `(pid, uid, gid)`. The pid is 0
+/// when the peer lives in a pid namespace the service cannot see into.
+pub fn peer_cred(fd: impl AsFd) -> io::Result<(i32, u32, u32)> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a writable `ucred` and `len` its size; the kernel
+    // writes at most `len` bytes, all of them plain integers.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if len as usize != size_of::<libc::ucred>() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    Ok((cred.pid, cred.uid, cred.gid))
+}
 
 /// `getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS)` — the supplementary groups
 /// of the peer of a connected Unix socket, as they were at `connect`.

@@ -4,10 +4,9 @@
 //! `shmem_enabled` allows it).
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::mapping::Mapping;
+use crate::mapping::{Advice, Mapping};
 use crate::system;
 use rustix::fs::{self as rfs, MemfdFlags};
-use rustix::mm::Advice;
 use std::fmt;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use unimem_core::size::human;
@@ -120,7 +119,7 @@ impl Surface {
             }
         })?;
         if backing == Backing::Thp {
-            mapping.advise(Advice::LinuxHugepage).map_err(|e| {
+            mapping.advise(Advice::Hugepage).map_err(|e| {
                 Error::with_source(
                     ErrorKind::Unsupported,
                     "madvise(MADV_HUGEPAGE) failed",
@@ -141,7 +140,7 @@ impl Surface {
     /// Faults in every page for writing, so each has a frame before any
     /// address is read.
     fn populate(&self) -> Result<()> {
-        match self.mapping.advise(Advice::LinuxPopulateWrite) {
+        match self.mapping.advise(Advice::PopulateWrite) {
             Ok(()) => Ok(()),
             Err(e) if e == rustix::io::Errno::INVAL => {
                 // Kernels before 5.14 lack MADV_POPULATE_WRITE. Touching
