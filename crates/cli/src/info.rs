@@ -1,6 +1,6 @@
 //! `unimem info`: what this machine offers for resolving addresses.
 
-use crate::output::{self, io_error};
+use crate::output;
 use clap::Args;
 use serde::Serialize;
 use std::fmt::Write;
@@ -75,11 +75,7 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
             },
         },
     };
-    if args.json {
-        output::json(&info).map_err(io_error)?;
-    } else {
-        output::data(&render(&info)).map_err(io_error)?;
-    }
+    output::document(args.json, &info, render)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,7 +2,7 @@
 //! DEXT answers (its version, protocol and the kind of address it hands
 //! out).
 
-use crate::output::{self, io_error};
+use crate::output;
 use clap::Args;
 use serde::Serialize;
 use std::fmt::Write;
@@ -64,11 +64,7 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
         },
     };
     let info = Info { page_size, dext };
-    if args.json {
-        output::json(&info).map_err(io_error)?;
-    } else {
-        output::data(&render(&info)).map_err(io_error)?;
-    }
+    output::document(args.json, &info, render)?;
     Ok(ExitCode::SUCCESS)
 }
 

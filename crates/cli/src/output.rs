@@ -19,6 +19,21 @@ pub fn json<T: serde::Serialize>(value: &T) -> io::Result<()> {
     data(&text)
 }
 
+/// The command's one document on stdout: `value` as JSON, or the table
+/// `table` renders from it.
+pub fn document<T: serde::Serialize>(
+    as_json: bool,
+    value: &T,
+    table: impl FnOnce(&T) -> String,
+) -> Result<(), unimem::Error> {
+    if as_json {
+        json(value)
+    } else {
+        data(&table(value))
+    }
+    .map_err(io_error)
+}
+
 /// A progress or diagnostic line on stderr.
 pub fn note(text: &str) {
     let _ = writeln!(io::stderr(), "{text}");
