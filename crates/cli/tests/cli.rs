@@ -58,30 +58,13 @@ impl Drop for Knob {
     }
 }
 
-/// Sets `nr_hugepages` and puts the old value back on drop.
-struct HugePool {
-    old: String,
-}
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
-impl HugePool {
-    fn set(n: u64) -> HugePool {
-        let path = "/proc/sys/vm/nr_hugepages";
-        let old = std::fs::read_to_string(path).unwrap().trim().to_string();
-        std::fs::write(path, n.to_string()).unwrap();
-        HugePool { old }
-    }
-
-    fn free() -> u64 {
-        let t = std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
-            .unwrap();
-        t.trim().parse().unwrap()
-    }
-}
-
-impl Drop for HugePool {
-    fn drop(&mut self) {
-        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", &self.old);
-    }
+/// Free pages in the 2 MiB hugetlb pool.
+fn free_huge_pages() -> u64 {
+    let t = std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+        .unwrap();
+    t.trim().parse().unwrap()
 }
 
 #[test]
@@ -415,7 +398,7 @@ fn map_errors_for_exited_unmapped_and_unaligned() {
 fn hugetlb_with_an_empty_pool_names_nr_hugepages() {
     require_root();
     let _serial = mm_lock();
-    let _pool = HugePool::set(0);
+    let _pool = Knob::set(NR_HUGEPAGES, "0");
     assert_error(
         &["probe", "--size", "4M", "--backing", "hugetlb"],
         "/proc/sys/vm/nr_hugepages",
@@ -430,8 +413,8 @@ fn hugetlb_with_an_empty_pool_names_nr_hugepages() {
 fn hugetlb_probe_counts_huge_pages_and_matches_pagemap() {
     require_root();
     let _serial = mm_lock();
-    let _pool = HugePool::set(8);
-    assert!(HugePool::free() >= 4, "could not reserve 4 huge pages");
+    let _pool = Knob::set(NR_HUGEPAGES, "8");
+    assert!(free_huge_pages() >= 4, "could not reserve 4 huge pages");
     let held = HeldProbe::start(&["--size", "8M", "--backing", "hugetlb"]);
     let j = held.json.clone();
     assert_eq!(j["page_size"], 2 << 20);

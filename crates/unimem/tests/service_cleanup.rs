@@ -35,19 +35,6 @@ fn child_prepare() {
     }
 }
 
-fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-fn vm_pin_kb() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap();
-    let l = s
-        .lines()
-        .find(|l| l.starts_with("VmPin:"))
-        .expect("VmPin in /proc/self/status");
-    l.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 fn assert_clean(svc: &Running, fds: usize, pin_kb: u64, what: &str) {
     assert!(
         wait_until(10, || svc.handle.stats().connections == 0),
