@@ -128,10 +128,15 @@ mod tests {
     }
 
     #[test]
-    fn page_size_matches_sysconf() {
-        // SAFETY: sysconf has no preconditions.
-        #[allow(unsafe_code)]
-        let sc = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        assert_eq!(page_size().bytes(), sc as u64);
+    fn page_size_is_what_the_kernel_maps_with() {
+        // An independent reading: the kernel's page size for this
+        // process's own stack mapping, as /proc/self/smaps reports it.
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let kib: u64 = smaps
+            .lines()
+            .find_map(|l| l.strip_prefix("KernelPageSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("smaps has a KernelPageSize line");
+        assert_eq!(page_size().bytes(), kib * 1024);
     }
 }
