@@ -21,7 +21,6 @@ pub mod pagemap;
 pub mod pin;
 #[cfg(target_os = "linux")]
 pub mod probe;
-#[cfg(target_os = "linux")]
 pub mod resolve;
 #[cfg(target_os = "linux")]
 pub mod service;

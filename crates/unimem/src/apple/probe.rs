@@ -16,11 +16,13 @@ use unimem_core::pattern::{Pattern, Verification};
 use unimem_core::wire::ServerInfo;
 use unimem_core::Coverage;
 
-use super::dext::{DextClient, PreparedRange, Transport};
 use super::error::AppleError;
 use super::ffi;
 use super::iosurface::IoSurface;
 use crate::check::ChecksumCheck;
+use crate::error::Result;
+use crate::resolve::dext::{DextClient, StructCall};
+use crate::resolve::protocol::PreparedRange;
 
 /// The steps a probe reports as it goes, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,16 +117,16 @@ impl std::fmt::Debug for DextProbe {
 }
 
 /// The VM page size from the OS (16 KiB on Apple Silicon, 4 KiB on Intel).
-pub fn os_page_size() -> Result<PageSize, AppleError> {
-    ffi::page_size()
+pub fn os_page_size() -> Result<PageSize> {
+    Ok(ffi::page_size()
         .and_then(PageSize::new)
         .ok_or(AppleError::Mismatch(
             "sysconf(_SC_PAGESIZE) did not give a power of two",
-        ))
+        ))?)
 }
 
 /// Runs the probe on a surface of `size` bytes rounded up to whole pages.
-pub fn probe(size: u64, salt: u64, mut step: impl FnMut(Step)) -> Result<DextProbe, AppleError> {
+pub fn probe(size: u64, salt: u64, mut step: impl FnMut(Step)) -> Result<DextProbe> {
     let page = os_page_size()?;
     let len = page
         .round_up(size)
@@ -181,16 +183,16 @@ pub fn probe(size: u64, salt: u64, mut step: impl FnMut(Step)) -> Result<DextPro
 /// checksum of each range, and checks them against `pattern`. On a failure
 /// midway, every range prepared so far is completed before the error is
 /// returned.
-pub fn resolve_and_verify<T: Transport>(
-    client: &mut DextClient<T>,
+pub fn resolve_and_verify<C: StructCall>(
+    client: &mut DextClient<C>,
     client_va: u64,
     surface_id: u32,
     bytes: &[u8],
     pattern: &Pattern,
     step: &mut impl FnMut(Step),
-) -> Result<Resolved, AppleError> {
+) -> Result<Resolved> {
     let len = bytes.len() as u64;
-    let resolved = client.resolve_all(client_va, surface_id, len)?;
+    let resolved = client.resolve_client_memory(client_va, surface_id, len)?;
     let mut checksums = Vec::with_capacity(resolved.ranges.len());
     for r in &resolved.ranges {
         match client.checksum(r.handle, 0, r.length) {
@@ -212,8 +214,8 @@ pub fn resolve_and_verify<T: Transport>(
 
 #[cfg(test)]
 mod tests {
-    use super::super::dext::tests::{fake, fake_with, run};
     use super::*;
+    use crate::resolve::protocol::tests::{fake, fake_with, run};
     use unimem_core::addr::AddressKind;
 
     #[test]
@@ -222,7 +224,7 @@ mod tests {
         let pattern = Pattern::new(page, 0x55);
         let mut bytes = vec![0u8; 5 * 16384];
         pattern.fill(0, &mut bytes);
-        let mut client = DextClient::with_transport(fake()).unwrap();
+        let mut client = DextClient::over(fake()).unwrap();
         let mut steps = Vec::new();
         let r = resolve_and_verify(&mut client, 0x1_0000_0000, 3, &bytes, &pattern, &mut |s| {
             steps.push(s)
@@ -244,7 +246,7 @@ mod tests {
         let pattern = Pattern::new(page, 0x55);
         let mut bytes = vec![0u8; 5 * 16384];
         pattern.fill(0, &mut bytes);
-        let mut client = DextClient::with_transport(fake_with(run(0x10000, 5), 2 * 16384)).unwrap();
+        let mut client = DextClient::over(fake_with(run(0x10000, 5), 2 * 16384)).unwrap();
         let r = resolve_and_verify(&mut client, 0x1_0000_0000, 3, &bytes, &pattern, &mut |_| {})
             .unwrap();
         assert_eq!(r.ranges.len(), 3);
@@ -255,7 +257,7 @@ mod tests {
             spans,
             vec![(0, 2 * 16384), (2 * 16384, 2 * 16384), (4 * 16384, 16384)]
         );
-        assert_eq!(client.transport().live.len(), 3);
+        assert_eq!(client.transport().connection().live.len(), 3);
     }
 
     #[test]
@@ -265,11 +267,11 @@ mod tests {
         let bytes = vec![0u8; 4 * 16384];
         let mut f = fake_with(run(0x10000, 4), 2 * 16384);
         f.fail_checksum = Some(unimem_core::iokit::IoReturn::IO_ERROR);
-        let mut client = DextClient::with_transport(f).unwrap();
+        let mut client = DextClient::over(f).unwrap();
         let e = resolve_and_verify(&mut client, 0x1_0000_0000, 3, &bytes, &pattern, &mut |_| {})
             .unwrap_err();
-        assert!(matches!(e, AppleError::Rejected { .. }), "{e}");
-        assert_eq!(client.transport().completed, vec![7, 8]);
-        assert!(client.transport().live.is_empty());
+        assert!(e.to_string().contains("the DEXT rejected checksum"), "{e}");
+        assert_eq!(client.transport().connection().completed, vec![7, 8]);
+        assert!(client.transport().connection().live.is_empty());
     }
 }
