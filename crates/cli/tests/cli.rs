@@ -137,6 +137,10 @@ fn probe_json_matches_an_independent_pagemap_reading() {
         j["resolver"]["pinned"], true,
         "the direct resolver pins by default"
     );
+    assert!(
+        j["surface"].get("id").is_none(),
+        "a memfd has no IOSurface id: {j}"
+    );
     let reported = held.segments();
     let reference = reference_segments(held.pid(), held.va(), held.len());
     assert_eq!(

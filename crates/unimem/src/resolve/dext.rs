@@ -11,13 +11,16 @@
 //! `Physical`.
 
 use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use unimem_core::iokit::IoReturn;
 use unimem_core::wire::{self, Reply, Request};
 
-use super::protocol::{ProtocolClient, ResolvedRanges, SurfaceRef, Transport};
-use crate::apple::{ffi, AppleError, IoSurface};
+use super::protocol::{PreparedRange, ProtocolClient, ResolvedRanges, SurfaceRef, Transport};
+use super::{Prepared, RemoteChecksum, Resolver};
+use crate::apple::{ffi, AppleError, DEXT_NAME};
 use crate::error::Result;
+use crate::surface::Surface;
 
 /// `IOServiceOpen` type the DEXT's `NewUserClient` accepts.
 pub const USER_CLIENT_TYPE: u32 = 0;
@@ -98,12 +101,6 @@ impl ProtocolClient<DextTransport<ffi::Connection>> {
             .map_err(AppleError::from_open)?;
         Self::over(connection)
     }
-
-    /// Prepares the whole surface, in as many ranges as the DEXT needs, and
-    /// collects its segments into one map.
-    pub fn resolve(&mut self, surface: &IoSurface) -> Result<ResolvedRanges> {
-        self.resolve_client_memory(surface.base_address(), surface.id(), surface.len())
-    }
 }
 
 impl<C: StructCall> ProtocolClient<DextTransport<C>> {
@@ -125,6 +122,97 @@ impl<C: StructCall> ProtocolClient<DextTransport<C>> {
             length,
             MAX_PREPARED_RANGES,
         )
+    }
+}
+
+/// A [`Resolver`] that asks the CybMemDriver DEXT: the surface is prepared
+/// in as many ranges as the DEXT takes, each vouched for by a checksum the
+/// DEXT computes through its own mapping, and kept prepared until the
+/// [`Prepared`] drops.
+pub struct DextResolver<C = ffi::Connection> {
+    client: Arc<Mutex<DextClient<C>>>,
+}
+
+impl DextResolver<ffi::Connection> {
+    /// Opens a connection to the DEXT and checks its version.
+    pub fn open() -> Result<Self> {
+        Ok(Self::new(DextClient::open()?))
+    }
+}
+
+impl<C: StructCall> DextResolver<C> {
+    /// A resolver over a connection already through the handshake.
+    pub fn new(client: DextClient<C>) -> Self {
+        Self {
+            client: Arc::new(Mutex::new(client)),
+        }
+    }
+
+    /// What the DEXT said in the handshake.
+    pub fn server(&self) -> wire::ServerInfo {
+        lock(&self.client).server().clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<C: StructCall + Send + 'static> Resolver for DextResolver<C> {
+    fn name(&self) -> &'static str {
+        "dext"
+    }
+
+    fn describe(&self) -> String {
+        let c = lock(&self.client);
+        format!(
+            "the {DEXT_NAME} DEXT ({}, protocol {})",
+            c.server().server_version,
+            c.server().version
+        )
+    }
+
+    fn prepare(&mut self, surface: &Surface) -> Result<Prepared> {
+        let mut client = lock(&self.client);
+        let va = surface.addr().0;
+        let resolved =
+            client.resolve_client_memory(va, surface.id().unwrap_or(0), surface.len())?;
+        let mut checksums = Vec::with_capacity(resolved.ranges.len());
+        for r in &resolved.ranges {
+            match client.checksum(r.handle, 0, r.length) {
+                Ok(value) => checksums.push(RemoteChecksum {
+                    offset: r.offset,
+                    length: r.length,
+                    value,
+                }),
+                Err(e) => {
+                    let _ = client.complete_all(&resolved.ranges);
+                    return Err(e);
+                }
+            }
+        }
+        drop(client);
+        let hold = Hold {
+            client: Arc::clone(&self.client),
+            ranges: resolved.ranges,
+        };
+        // The DEXT keeps its DMA commands prepared (pages wired) until the
+        // ranges are completed or the connection closes.
+        Ok(Prepared::new(resolved.map, true, Some(Box::new(hold))).with_checksums(checksums))
+    }
+}
+
+/// Keeps the prepared ranges alive; completes them on drop.
+struct Hold<C: StructCall> {
+    client: Arc<Mutex<DextClient<C>>>,
+    ranges: Vec<PreparedRange>,
+}
+
+impl<C: StructCall> Drop for Hold<C> {
+    fn drop(&mut self) {
+        // Closing the connection would release them too; completing first
+        // keeps the DEXT's log honest about who released what.
+        let _ = lock(&self.client).complete_all(&self.ranges);
     }
 }
 
@@ -161,6 +249,47 @@ pub(crate) mod tests {
         assert_eq!(e.kind(), ErrorKind::PrepareFailed);
         assert!(e.to_string().contains("could not prepare"), "{e}");
         assert!(e.to_string().contains("0xe00002de"), "{e}");
+    }
+
+    fn surface(len: u64) -> Surface {
+        #[cfg(target_os = "linux")]
+        let backing = crate::surface::Backing::Memfd;
+        #[cfg(target_os = "macos")]
+        let backing = crate::surface::Backing::IoSurface;
+        crate::surface::create(len, backing).unwrap()
+    }
+
+    #[test]
+    fn a_split_surface_gets_one_checksum_per_range_and_stays_prepared() {
+        use crate::resolve::protocol::tests::{fake_with, run, PAGE};
+        let s = surface(5 * PAGE);
+        let mut r =
+            DextResolver::new(DextClient::over(fake_with(run(0x10000, 5), 2 * PAGE)).unwrap());
+        let p = r.prepare(&s).unwrap();
+        assert!(p.pinned && p.checksums_required);
+        assert_eq!(p.map.segments().len(), 1);
+        let spans: Vec<(u64, u64)> = p.checksums.iter().map(|c| (c.offset, c.length)).collect();
+        assert_eq!(
+            spans,
+            vec![(0, 2 * PAGE), (2 * PAGE, 2 * PAGE), (4 * PAGE, PAGE)]
+        );
+        assert_eq!(lock(&r.client).transport().connection().live.len(), 3);
+        drop(p);
+        assert!(lock(&r.client).transport().connection().live.is_empty());
+    }
+
+    #[test]
+    fn a_failed_checksum_completes_every_range() {
+        use crate::resolve::protocol::tests::{fake_with, run, PAGE};
+        let s = surface(4 * PAGE);
+        let mut f = fake_with(run(0x10000, 4), 2 * PAGE);
+        f.fail_checksum = Some(IoReturn::IO_ERROR);
+        let mut r = DextResolver::new(DextClient::over(f).unwrap());
+        let e = r.prepare(&s).unwrap_err();
+        assert!(e.to_string().contains("the DEXT rejected checksum"), "{e}");
+        let c = lock(&r.client);
+        assert_eq!(c.transport().connection().completed, vec![7, 8]);
+        assert!(c.transport().connection().live.is_empty());
     }
 
     #[test]

@@ -63,6 +63,6 @@ impl Resolver for DirectResolver {
             .resolve(surface.addr(), surface.len(), surface.page_size())?;
         let pinned = pin.is_some();
         let hold = pin.map(|p| Box::new(p) as Box<dyn Send>);
-        Ok(Prepared::new(map, pinned, Vec::new(), hold))
+        Ok(Prepared::new(map, pinned, hold))
     }
 }

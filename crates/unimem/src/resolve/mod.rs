@@ -17,12 +17,14 @@ pub mod protocol;
 #[cfg(target_os = "linux")]
 pub mod service;
 
+#[cfg(any(target_os = "macos", unimem_apple_check))]
+pub use dext::DextResolver;
 #[cfg(target_os = "linux")]
 pub use direct::DirectResolver;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 pub use resolver::{Prepared, RemoteChecksum, Resolver};
 #[cfg(target_os = "linux")]
 pub use service::ServiceResolver;
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 mod resolver;

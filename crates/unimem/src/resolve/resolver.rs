@@ -23,23 +23,32 @@ pub struct Prepared {
     pub pinned: bool,
     /// Checksums computed by the resolver through its own mapping.
     pub checksums: Vec<RemoteChecksum>,
+    /// Whether the resolver vouches for the bytes with checksums, so a
+    /// preparation without one cannot be verified.
+    pub checksums_required: bool,
     /// Whatever keeps the preparation alive (a pin, a service handle).
     _hold: Option<Box<dyn Send>>,
 }
 
 impl Prepared {
-    pub fn new(
-        map: PaMap,
-        pinned: bool,
-        checksums: Vec<RemoteChecksum>,
-        hold: Option<Box<dyn Send>>,
-    ) -> Self {
+    /// A preparation of `map`, kept alive by `hold` (released on drop),
+    /// with no checksum from the resolver.
+    pub fn new(map: PaMap, pinned: bool, hold: Option<Box<dyn Send>>) -> Self {
         Self {
             map,
             pinned,
-            checksums,
+            checksums: Vec::new(),
+            checksums_required: false,
             _hold: hold,
         }
+    }
+
+    /// The same preparation, vouched for by the resolver's `checksums`:
+    /// from now on at least one is required to verify it.
+    pub fn with_checksums(mut self, checksums: Vec<RemoteChecksum>) -> Self {
+        self.checksums = checksums;
+        self.checksums_required = true;
+        self
     }
 }
 
@@ -49,6 +58,7 @@ impl std::fmt::Debug for Prepared {
             .field("map", &self.map)
             .field("pinned", &self.pinned)
             .field("checksums", &self.checksums)
+            .field("checksums_required", &self.checksums_required)
             .finish_non_exhaustive()
     }
 }

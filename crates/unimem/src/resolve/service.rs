@@ -360,26 +360,31 @@ impl Resolver for ServiceResolver {
     fn prepare(&mut self, surface: &Surface) -> Result<Prepared> {
         let mut client = lock(&self.client);
         let (handle, map) = client.prepare(surface.fd(), 0, surface.len())?;
-        let mut checksums = Vec::new();
-        if self.plan == ChecksumPlan::Whole {
+        let checksums = if self.plan == ChecksumPlan::Whole {
             match client.checksum(handle, 0, surface.len()) {
-                Ok(value) => checksums.push(RemoteChecksum {
+                Ok(value) => Some(vec![RemoteChecksum {
                     offset: 0,
                     length: surface.len(),
                     value,
-                }),
+                }]),
                 Err(e) => {
                     let _ = client.complete(handle);
                     return Err(e);
                 }
             }
-        }
+        } else {
+            None
+        };
         drop(client);
         let hold = Hold {
             client: Arc::clone(&self.client),
             handle,
         };
-        Ok(Prepared::new(map, true, checksums, Some(Box::new(hold))))
+        let prepared = Prepared::new(map, true, Some(Box::new(hold)));
+        Ok(match checksums {
+            Some(c) => prepared.with_checksums(c),
+            None => prepared,
+        })
     }
 }
 

@@ -197,6 +197,11 @@ impl Surface {
         &self.mapping
     }
 
+    /// The IOSurface id of a macOS surface; a memfd has none.
+    pub fn id(&self) -> Option<u32> {
+        None
+    }
+
     /// The memfd, to pass to a resolver that must prove we hold it.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
