@@ -15,6 +15,12 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "tests"
 cargo test --workspace
 
+step "library examples, run as a user of the crate would"
+for example in share_with_child keep_prepared; do
+    cargo run --quiet -p unimem --example "$example"
+done
+cargo run --quiet -p unimem --example keep_prepared -- --service
+
 step "macOS backend compile check (cfg unimem_apple_check, no Apple frameworks linked)"
 RUSTFLAGS="--cfg unimem_apple_check" cargo check -p unimem --all-targets --target-dir target/apple-check
 RUSTFLAGS="--cfg unimem_apple_check" cargo clippy -p unimem --all-targets --target-dir target/apple-check --quiet -- -D warnings
