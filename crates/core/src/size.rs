@@ -4,12 +4,16 @@
 /// Why a size or address did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// Not a whole number with an optional K, M, G or T suffix.
     #[error("invalid size '{0}': expected a number with an optional K, M, G or T suffix (e.g. 65536, 64K, 16M, 1G)")]
     Size(String),
+    /// A size of 0 bytes where a positive size is needed ([`ByteSize`]).
     #[error("size '{0}' is 0: give a size of at least one byte")]
     Zero(String),
+    /// A size of 2^64 bytes or more.
     #[error("size '{0}' does not fit 64 bits")]
     SizeOverflow(String),
+    /// Neither `0x`-prefixed hexadecimal nor decimal, or beyond 64 bits.
     #[error("invalid address '{0}': expected hexadecimal (0x7f12a0000000) or decimal")]
     Address(String),
 }

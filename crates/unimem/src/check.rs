@@ -7,9 +7,13 @@ use unimem_core::checksum::checksum;
 /// One resolver checksum, compared with ours over the same bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ChecksumCheck {
+    /// Byte offset of the checked range from the start of the surface.
     pub offset: u64,
+    /// Length of the checked range in bytes.
     pub length: u64,
+    /// The checksum the resolver computed through its own mapping.
     pub resolver: u64,
+    /// The checksum this process computed over the same bytes.
     pub local: u64,
 }
 
@@ -31,6 +35,8 @@ impl ChecksumCheck {
         }
     }
 
+    /// Whether the two checksums agree, i.e. the resolver's mapping shows
+    /// the bytes this process wrote.
     pub fn ok(&self) -> bool {
         self.resolver == self.local
     }

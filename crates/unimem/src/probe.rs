@@ -14,26 +14,40 @@ use unimem_core::Coverage;
 /// The steps a probe reports as it goes, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// About to create the surface.
     CreatingSurface {
+        /// Bytes asked for, before rounding up to whole pages.
         size: u64,
+        /// The memory the surface is made of.
         backing: Backing,
     },
+    /// The surface exists and is mapped in this process.
     SurfaceReady {
+        /// Virtual address of its first byte in this process.
         addr: u64,
+        /// Its length in bytes, whole pages.
         len: u64,
+        /// Bytes per page of its memory (a huge page size for hugetlb).
         page_size: u64,
         /// The IOSurface id on macOS; a memfd has none.
         id: Option<u32>,
     },
+    /// About to write the test pattern.
     WritingPattern {
+        /// The salt that makes this run's pattern differ from earlier ones.
         salt: u64,
     },
+    /// About to ask the resolver.
     Connecting {
+        /// The resolver as [`Resolver::describe`] names it.
         resolver: String,
     },
+    /// Asking the resolver to prepare the surface.
     Requesting {
+        /// Bytes to prepare: the whole surface.
         len: u64,
     },
+    /// Checking coverage, the pattern and the resolver's checksums.
     Verifying,
 }
 
@@ -41,14 +55,22 @@ pub enum Step {
 /// released before the surface is unmapped.
 #[derive(Debug)]
 pub struct ProbeOutcome {
+    /// The resolver's map of the surface, still prepared (pinned, where the
+    /// resolver pins) while this lives.
     pub prepared: Prepared,
+    /// The surface the map describes.
     pub surface: Surface,
+    /// The pattern written into the surface.
     pub pattern: Pattern,
+    /// Whether the surface still held the pattern after the resolver
+    /// prepared it.
     pub integrity: Verification,
+    /// Each resolver checksum compared with this process's.
     pub checksums: Vec<ChecksumCheck>,
 }
 
 impl ProbeOutcome {
+    /// Whether the map gives every byte of the surface an address.
     pub fn coverage(&self) -> Coverage {
         self.prepared.map.coverage()
     }

@@ -49,14 +49,22 @@ pub const SERVER_VERSION_LEN: usize = 32;
 
 /// Selector numbers (the `IOConnectCallStructMethod` selector on macOS).
 pub mod selector {
+    /// Negotiates the protocol version; must come first on a connection.
     pub const HANDSHAKE: u16 = 0;
+    /// Resolves and pins a range of the surface; returns a handle and the
+    /// first segments.
     pub const PREPARE: u16 = 1;
+    /// Returns the segments of a prepared handle from a continuation on.
     pub const SEGMENTS: u16 = 2;
+    /// Releases a prepared handle and its pin.
     pub const COMPLETE: u16 = 3;
+    /// Checksums part of a prepared range through the resolver's mapping.
     pub const CHECKSUM: u16 = 4;
     /// One past the last selector.
     pub const COUNT: u16 = 5;
 
+    /// The selector's name in messages ("prepare"), or "unknown" for a
+    /// number at or beyond [`COUNT`].
     pub fn name(selector: u16) -> &'static str {
         match selector {
             HANDSHAKE => "handshake",
@@ -96,24 +104,45 @@ pub fn reply_size(selector: u16) -> Option<usize> {
 /// carries ([`WireError::status`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
+    /// The message, of this many bytes, cannot even hold a [`Header`].
     #[error("message of {0} bytes is shorter than the 16-byte header")]
     Truncated(usize),
+    /// The header's `magic` (shown) is not [`MAGIC`].
     #[error("bad magic {0:#010x} (expected {MAGIC:#010x}): not a unimem message")]
     BadMagic(u32),
+    /// A message other than a handshake carries a version this side does
+    /// not speak.
     #[error("protocol version {got} is not supported (this side speaks {VERSION})")]
-    BadVersion { got: u16 },
+    BadVersion {
+        /// The version in the message's header.
+        got: u16,
+    },
+    /// The header's selector (shown) is at or beyond [`selector::COUNT`].
     #[error("unknown selector {0}")]
     UnknownSelector(u16),
+    /// The message is not exactly the size of its selector's struct.
     #[error("{name} message is {got} bytes, expected {expected}")]
     BadLength {
+        /// What the message was meant to be ("prepare", "error reply").
         name: &'static str,
+        /// Its length in bytes.
         got: usize,
+        /// The size of the struct it must be, in bytes.
         expected: usize,
     },
+    /// A reply answers a different selector than the request asked.
     #[error("reply is for selector {got}, expected {expected}")]
-    WrongSelector { got: u16, expected: u16 },
+    WrongSelector {
+        /// The selector in the reply's header.
+        got: u16,
+        /// The selector of the request it should answer.
+        expected: u16,
+    },
+    /// The named reserved field (or a request header's status or detail)
+    /// is not zero.
     #[error("reserved field {0} is not zero")]
     Reserved(&'static str),
+    /// A field holds a value the protocol forbids; says which and why.
     #[error("invalid field: {0}")]
     Invalid(&'static str),
 }
@@ -129,6 +158,8 @@ impl WireError {
 }
 
 impl Header {
+    /// A header of this build's [`MAGIC`] and [`VERSION`] for `selector`;
+    /// requests and successful replies pass [`IoReturn::SUCCESS`] and 0.
     pub fn new(selector: u16, status: IoReturn, detail: u32) -> Self {
         Header {
             magic: U32::new(MAGIC),
@@ -139,6 +170,7 @@ impl Header {
         }
     }
 
+    /// The `status` field as an [`IoReturn`]; non-zero marks an error reply.
     pub fn status(&self) -> IoReturn {
         IoReturn::from_bits(self.status.get())
     }

@@ -12,57 +12,114 @@ use zerocopy::{FromZeros, IntoBytes};
 /// What a handshake reply tells the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerInfo {
+    /// The protocol version the server chose within the client's range.
     pub version: u16,
+    /// Which address space every segment this resolver returns lies in.
     pub address_kind: AddressKind,
+    /// The resolver's page size in bytes; prepared offsets and lengths are
+    /// multiples of it.
     pub page_size: u64,
+    /// Most segments one segments reply carries.
     pub max_segments_per_reply: u32,
+    /// Largest `length`, in bytes, one prepare accepts.
     pub max_prepare_bytes: u64,
+    /// The server's own version string, for logs (at most 31 bytes on the
+    /// wire; a longer string is cut at a character boundary).
     pub server_version: String,
 }
 
 /// One batch of segments (the reply to prepare or segments).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentBatch {
+    /// The prepared handle the segments belong to.
     pub handle: u64,
+    /// Length in bytes of the whole prepared range.
     pub total_length: u64,
+    /// Offset into the prepared range where the first segment starts.
     pub start: u64,
+    /// Offset into the prepared range where the last segment ends: the
+    /// continuation to ask for next, or `total_length` when done.
     pub next: u64,
+    /// The resolver's page size in bytes.
     pub page_size: u64,
+    /// Which address space the segments' addresses lie in.
     pub address_kind: AddressKind,
     /// `(address, length)` pairs covering `[start, next)` in order.
     pub segments: Vec<(u64, u64)>,
 }
 
 impl SegmentBatch {
+    /// Whether this batch ends the prepared range, so no further segments
+    /// request is needed.
     pub fn is_last(&self) -> bool {
         self.next == self.total_length
     }
 }
 
 /// A decoded reply.
+///
+/// ```
+/// use unimem_core::iokit::IoReturn;
+/// use unimem_core::wire::{selector, Reply, SegmentBatch};
+/// use unimem_core::AddressKind;
+///
+/// let batch = SegmentBatch {
+///     handle: 1,
+///     total_length: 3 * 4096,
+///     start: 0,
+///     next: 3 * 4096,
+///     page_size: 4096,
+///     address_kind: AddressKind::Physical,
+///     segments: vec![(0x10_0000, 2 * 4096), (0x40_0000, 4096)],
+/// };
+/// let reply = Reply::Segments { selector: selector::PREPARE, batch };
+/// assert_eq!(Reply::decode(selector::PREPARE, &reply.encode()), Ok(reply));
+///
+/// // A failure is a bare header carrying the status.
+/// let refused = Reply::error(selector::PREPARE, IoReturn::NOT_PERMITTED, 1);
+/// assert_eq!(refused.encode().len(), 16);
+/// assert_eq!(Reply::decode(selector::PREPARE, &refused.encode()), Ok(refused));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
+    /// Reply to the handshake.
     Handshake(ServerInfo),
     /// Reply to prepare (`selector` PREPARE) or segments.
     Segments {
+        /// [`selector::PREPARE`] or [`selector::SEGMENTS`]: which request
+        /// this answers.
         selector: u16,
+        /// The segments and where they lie in the prepared range.
         batch: SegmentBatch,
     },
+    /// Reply to complete: the handle is gone.
     Complete {
+        /// The handle that was released.
         handle: u64,
+        /// Bytes that were unpinned.
         released_bytes: u64,
     },
+    /// Reply to checksum.
     Checksum {
+        /// The request's handle, echoed.
         handle: u64,
+        /// The request's offset into the prepared range, echoed.
         offset: u64,
+        /// The request's length in bytes, echoed.
         length: u64,
+        /// The checksum of those bytes through the resolver's mapping.
         checksum: u64,
+        /// [`crate::checksum::ALGORITHM_FNV1A64_WORDS`]; a client refuses
+        /// any other.
         algorithm: u32,
     },
     /// A failure: the bare header.
     Status {
+        /// The selector of the request that failed.
         selector: u16,
+        /// Why, as an `IOReturn`; never [`IoReturn::SUCCESS`] on the wire.
         status: IoReturn,
+        /// The OS's own code behind `status` (an errno on Linux), or 0.
         detail: u32,
     },
 }
@@ -77,6 +134,7 @@ impl Reply {
         }
     }
 
+    /// The [`selector`] of the request this reply answers.
     pub fn selector(&self) -> u16 {
         match self {
             Reply::Handshake(_) => selector::HANDSHAKE,
@@ -161,6 +219,10 @@ impl Reply {
         })
     }
 
+    /// The message bytes: a bare header for [`Reply::Status`], otherwise
+    /// the selector's reply struct. At most [`SEGMENTS_PER_REPLY`] segments
+    /// of a batch fit; any beyond are dropped and the reply no longer
+    /// decodes, so a resolver splits larger maps into batches itself.
     pub fn encode(&self) -> Vec<u8> {
         let ok = |sel| Header::new(sel, IoReturn::SUCCESS, 0);
         match self {

@@ -8,34 +8,72 @@ use crate::iokit::IoReturn;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::IntoBytes;
 
-/// A decoded request, in native integers.
+/// A decoded request, in native integers. Each variant is one selector's
+/// request struct (such as [`PrepareRequest`]) without its header and
+/// reserved fields, which [`Request::encode`] fills in and
+/// [`Request::decode`] checks.
+///
+/// ```
+/// use unimem_core::wire::{selector, Request, WireError};
+///
+/// let request = Request::Prepare { offset: 0, length: 1 << 20, client_va: 0, surface_id: 0 };
+/// let bytes = request.encode();
+/// assert_eq!(bytes.len(), unimem_core::wire::request_size(selector::PREPARE).unwrap());
+/// assert_eq!(Request::decode(&bytes), Ok(request));
+///
+/// // A message cut short never decodes.
+/// assert!(matches!(
+///     Request::decode(&bytes[..bytes.len() - 1]),
+///     Err(WireError::BadLength { .. })
+/// ));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
+    /// Selector 0: offer the versions the client speaks.
     Handshake {
+        /// Oldest version the client speaks.
         min_version: u16,
+        /// Newest version the client speaks; not below `min_version`.
         max_version: u16,
     },
+    /// Selector 1: resolve and pin `[offset, offset + length)` of the
+    /// surface (see [`PrepareRequest`]).
     Prepare {
+        /// Byte offset from the start of the surface; page-aligned.
         offset: u64,
+        /// Bytes to prepare; non-zero and page-aligned.
         length: u64,
+        /// The surface's base virtual address in the client (macOS); 0 on
+        /// Linux, where the surface travels as an fd.
         client_va: u64,
+        /// The IOSurface id (macOS), for logs; 0 on Linux.
         surface_id: u32,
     },
+    /// Selector 2: more segments of a prepared handle.
     Segments {
+        /// A handle a prepare reply returned on this connection.
         handle: u64,
+        /// Byte offset into the prepared range: the previous reply's `next`.
         continuation: u64,
     },
+    /// Selector 3: release a prepared handle.
     Complete {
+        /// The handle to release.
         handle: u64,
     },
+    /// Selector 4: checksum part of a prepared range.
     Checksum {
+        /// The prepared handle.
         handle: u64,
+        /// Byte offset from the start of the prepared range; a multiple of 8.
         offset: u64,
+        /// Bytes to hash; a multiple of 8.
         length: u64,
     },
 }
 
 impl Request {
+    /// The [`selector`] number this request travels under.
     pub fn selector(&self) -> u16 {
         match self {
             Request::Handshake { .. } => selector::HANDSHAKE,
@@ -115,6 +153,9 @@ impl Request {
         })
     }
 
+    /// The message bytes: the selector's struct with a header of this
+    /// build's version and zeroed reserved fields. Values are sent as they
+    /// are; checking them is the resolver's part.
     pub fn encode(&self) -> Vec<u8> {
         let h = Header::new(self.selector(), IoReturn::SUCCESS, 0);
         match *self {

@@ -10,6 +10,8 @@ use crate::pagemap::Pagemap;
 use crate::pin::Pin;
 use crate::surface::Surface;
 
+/// A [`Resolver`] that reads `/proc/self/pagemap` in this process: physical
+/// addresses, pinned first unless made with [`DirectResolver::unpinned`].
 #[derive(Debug)]
 pub struct DirectResolver {
     pagemap: Pagemap,

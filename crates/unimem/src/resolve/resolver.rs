@@ -9,14 +9,20 @@ use unimem_core::PaMap;
 /// through its own mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RemoteChecksum {
+    /// Byte offset of the hashed range from the start of the prepared range
+    /// (the whole surface); a multiple of 8.
     pub offset: u64,
+    /// Length of the hashed range in bytes; a multiple of 8.
     pub length: u64,
+    /// The FNV-1a words checksum ([`unimem_core::checksum`]) the resolver
+    /// computed.
     pub value: u64,
 }
 
 /// A resolved (prepared) surface. Dropping it completes the preparation:
 /// pins and handles held for it are released.
 pub struct Prepared {
+    /// Addresses of every byte of the surface, as the resolver found them.
     pub map: PaMap,
     /// Whether the addresses are held by a long-term pin while this lives.
     /// Unpinned addresses are a snapshot: the kernel may migrate pages.

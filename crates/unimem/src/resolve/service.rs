@@ -338,6 +338,8 @@ impl ServiceResolver {
         self
     }
 
+    /// What the service said in the handshake: its address kind, page
+    /// size and limits.
     pub fn info(&self) -> ServerInfo {
         lock(&self.client).info().clone()
     }

@@ -149,6 +149,7 @@ impl IoSurface {
         self.requested
     }
 
+    /// Always false: creation refuses 0 bytes.
     pub fn is_empty(&self) -> bool {
         self.requested == 0
     }
