@@ -144,7 +144,7 @@ impl IoSurface {
         VirtAddr(self.base_address())
     }
 
-    /// The bytes the caller asked for.
+    /// The surface's length: the size asked for, rounded up to whole pages.
     pub fn len(&self) -> u64 {
         self.requested
     }
