@@ -42,7 +42,7 @@ sources=(
     "$here"/host_alloc.cpp
     "$here"/test_*.cpp
 )
-"$cxx" -std=c++17 -O1 -g "${warn[@]}" -fno-exceptions -fno-rtti \
+"$cxx" -std=c++17 -O1 -g "${warn[@]}" -fno-exceptions -fno-rtti -pthread \
     -I"$dext/include" -I"$dext/portable" -I"$here" \
     "${sources[@]}" -o "$build/portable_tests"
 "$build/portable_tests"
