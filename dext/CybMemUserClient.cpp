@@ -54,7 +54,8 @@ static constexpr uint64_t kMaxPinnedBytes = 4ull << 30;
 // The driver-wide budget. The DEXT process hosts exactly one CybMemDriver
 // (one personality matching IOUserResources, one IOUserServerName), and
 // every user client of it lives in this process, so a process-wide object
-// is the driver-wide one. Constant-initialized: no static constructor runs.
+// is the driver-wide one (were there ever more, the limit would only be
+// stricter). Constant-initialized: no static constructor runs.
 static PinBudget gPinBudget(kMaxPinnedBytes);
 
 struct CybMemUserClient_IVars {
