@@ -218,7 +218,14 @@ impl<T: Transport> ProtocolClient<T> {
             other => return Err(unexpected(self.transport.peer(), &other)),
         };
         let handle = first.handle;
-        let mut map = PaMap::new(self.server.address_kind, self.page_size, length);
+        let page = match self.range_page_size(&first) {
+            Ok(page) => page,
+            Err(e) => {
+                let _ = self.complete(handle);
+                return Err(e);
+            }
+        };
+        let mut map = PaMap::new(self.server.address_kind, page, length);
         match self.collect(first, handle, length, 0, &mut map) {
             Ok(()) => Ok(PreparedMap { handle, map }),
             Err(e) => {
@@ -258,7 +265,7 @@ impl<T: Transport> ProtocolClient<T> {
                 ),
             ));
         }
-        let mut map = PaMap::new(self.server.address_kind, self.page_size, length);
+        let mut map: Option<PaMap> = None;
         let mut ranges: Vec<PreparedRange> = Vec::with_capacity(needed as usize);
         let mut offset = 0;
         while offset < length {
@@ -276,7 +283,17 @@ impl<T: Transport> ProtocolClient<T> {
                         offset,
                         length: len,
                     });
-                    self.collect(batch.clone(), batch.handle, len, offset, &mut map)
+                    // Every range of one surface comes in the same pages.
+                    let map = match self.range_page_size(&batch) {
+                        Ok(page) => Ok(map.get_or_insert_with(|| {
+                            PaMap::new(self.server.address_kind, page, length)
+                        })),
+                        Err(e) => Err(e),
+                    };
+                    map.and_then(|map| {
+                        let handle = batch.handle;
+                        self.collect(batch, handle, len, offset, map)
+                    })
                 }
                 Ok(other) => Err(unexpected(self.transport.peer(), &other)),
                 Err(e) => Err(e),
@@ -287,7 +304,25 @@ impl<T: Transport> ProtocolClient<T> {
             }
             offset += len;
         }
+        let map = map.expect("a positive length prepares at least one range");
         Ok(ResolvedRanges { ranges, map })
+    }
+
+    /// The page size a range comes in, from its first reply: a power of two
+    /// and a multiple of the handshake's (a surface of huge pages comes in
+    /// huge pages).
+    fn range_page_size(&self, first: &SegmentBatch) -> Result<PageSize> {
+        PageSize::new(first.page_size)
+            .filter(|p| p.bytes() >= self.page_size.bytes())
+            .ok_or_else(|| {
+                protocol(format!(
+                    "{}'s segments come in pages of {} bytes, which is not a power of two of at \
+                     least its handshake's {} bytes",
+                    self.transport.peer(),
+                    first.page_size,
+                    self.page_size.bytes()
+                ))
+            })
     }
 
     /// Completes every range, even after one fails; returns the first
@@ -315,7 +350,7 @@ impl<T: Transport> ProtocolClient<T> {
         let mut batch = first;
         let mut expected_start = 0;
         loop {
-            self.check_batch(&batch, handle, length, expected_start)?;
+            self.check_batch(&batch, handle, length, expected_start, map.page_size())?;
             let mut offset = batch.start;
             for &(address, len) in &batch.segments {
                 // Page frame 0 never backs user memory, and no IOMMU hands
@@ -368,6 +403,7 @@ impl<T: Transport> ProtocolClient<T> {
         handle: u64,
         length: u64,
         expected_start: u64,
+        page: PageSize,
     ) -> Result<()> {
         let peer = self.transport.peer();
         if b.handle != handle || b.total_length != length {
@@ -396,11 +432,11 @@ impl<T: Transport> ProtocolClient<T> {
                 self.server.address_kind.name()
             )));
         }
-        if b.page_size != self.page_size.bytes() {
+        if b.page_size != page.bytes() {
             return Err(protocol(format!(
-                "{peer}'s segments come in pages of {} bytes, but its handshake said {}",
+                "{peer}'s segments come in pages of {} bytes, but the range's first reply said {}",
                 b.page_size,
-                self.page_size.bytes()
+                page.bytes()
             )));
         }
         Ok(())
@@ -506,6 +542,9 @@ pub(crate) mod tests {
         pub(crate) tamper: Option<fn(&mut SegmentBatch)>,
         /// Answers complete with this handle instead of the one asked for.
         pub(crate) complete_as: Option<u64>,
+        /// The page size segments replies carry, when it is not the
+        /// handshake's (a surface of huge pages).
+        pub(crate) range_page: Option<u64>,
         pub(crate) prepares: usize,
         pub(crate) completed: Vec<u64>,
         pub(crate) live: Vec<(u64, u64, u64)>,
@@ -630,7 +669,7 @@ pub(crate) mod tests {
                 total_length: length,
                 start: from,
                 next,
-                page_size: self.page,
+                page_size: self.range_page.unwrap_or(self.page),
                 address_kind: self.kind,
                 segments,
             };
@@ -662,6 +701,7 @@ pub(crate) mod tests {
             fail_checksum: None,
             tamper: None,
             complete_as: None,
+            range_page: None,
             prepares: 0,
             completed: vec![],
             live: vec![],
@@ -730,7 +770,7 @@ pub(crate) mod tests {
                 "start at",
             ),
             (|b| b.address_kind = AddressKind::Physical, "handshake said"),
-            (|b| b.page_size *= 2, "pages of"),
+            (|b| b.page_size *= 2, "the range's first reply said"),
             // The wire decoder already refuses lengths that do not add up.
             (|b| b.next += PAGE, "add up"),
             (|b| b.segments[0].1 = 4 * PAGE, "add up"),
@@ -750,6 +790,26 @@ pub(crate) mod tests {
             assert_eq!(e.kind(), ErrorKind::Protocol, "case {i}: {e}");
             assert!(e.to_string().contains(says), "case {i}: {e}");
             assert!(c.transport().live.is_empty(), "case {i}: left prepared");
+        }
+    }
+
+    #[test]
+    fn a_range_of_huge_pages_keeps_its_page_size_and_nonsense_is_refused() {
+        let mut f = fake();
+        f.range_page = Some(2 * PAGE);
+        let mut c = ProtocolClient::handshake(f).unwrap();
+        let p = c.prepare_range(&surface(), 0, 4 * PAGE).unwrap();
+        assert_eq!(p.map.page_size().bytes(), 2 * PAGE);
+        for bad in [3 * PAGE, PAGE / 2] {
+            let mut f = fake();
+            f.range_page = Some(bad);
+            let mut c = ProtocolClient::handshake(f).unwrap();
+            let e = c.prepare_range(&surface(), 0, 4 * PAGE).unwrap_err();
+            assert!(
+                e.to_string().contains("not a power of two of at least"),
+                "{e}"
+            );
+            assert!(c.transport().live.is_empty(), "left prepared");
         }
     }
 
