@@ -30,6 +30,11 @@ pub struct MapArgs {
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
+    /// Split rows on every flag bit and print the words as read: the
+    /// ageing bits (referenced, active, idle_page) and a huge page's
+    /// compound_head/compound_tail then start rows of their own.
+    #[arg(long)]
+    pub raw: bool,
 }
 
 fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
@@ -45,7 +50,7 @@ fn parse_len_arg(text: &str) -> std::result::Result<u64, String> {
 }
 
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
-    let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len)?;
+    let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len, args.raw)?;
     if args.json {
         output::json(&MapJson::new(&pm)).map_err(io_error)?;
     } else {
@@ -158,7 +163,9 @@ struct RowJson {
     address: Option<u64>,
     length: u64,
     state: &'static str,
+    /// What every page of the row has, named as page-types names them.
     flags: Vec<String>,
+    /// The same bits as one word (`null` for holes and device memory).
     flags_raw: Option<u64>,
     mapping: Option<String>,
 }
