@@ -5,7 +5,7 @@
 //! 2 error (usage, permission, not found, resources). Errors are one line on
 //! stderr, `unimem: ...`, saying what happened and what to do.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -15,10 +15,14 @@ mod info;
 #[cfg(any(target_os = "macos", unimem_apple_check))]
 #[cfg_attr(target_os = "linux", allow(dead_code))]
 mod info_macos;
+mod manual;
 #[cfg(target_os = "linux")]
 mod map;
 mod output;
+mod picture;
 mod probe;
+#[cfg(target_os = "linux")]
+mod progress;
 #[cfg(target_os = "linux")]
 mod serve;
 #[cfg(any(not(target_os = "linux"), unimem_apple_check))]
@@ -61,6 +65,11 @@ enum Command {
     #[cfg(not(target_os = "linux"))]
     #[command(hide = true)]
     Serve(unsupported::Rest),
+    /// Print a shell completion script: bash, zsh or fish (see dist/README.md).
+    Completions(manual::CompletionsArgs),
+    /// Print the manual page (roff), generated from the same definitions
+    /// as --help.
+    Man,
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -73,6 +82,8 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let result = match &cli.command {
+        Command::Completions(args) => manual::completions(Cli::command(), args),
+        Command::Man => manual::man(Cli::command()),
         Command::Probe(args) => probe::run(args),
         #[cfg(target_os = "linux")]
         Command::Map(args) => map::run(args),

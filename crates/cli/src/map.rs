@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
 use unimem::Result;
 use unimem_core::report::{shown_rows, Shown};
-use unimem_core::size::{parse_address, parse_size};
+use unimem_core::size::{human, parse_address, parse_size};
 use unimem_core::{Coverage, Target, VirtAddr};
 
 #[derive(Debug, Args)]
@@ -35,6 +35,9 @@ pub struct MapArgs {
     /// compound_head/compound_tail then start rows of their own.
     #[arg(long)]
     pub raw: bool,
+    /// Also draw the map as an SVG picture into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
 }
 
 fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
@@ -51,6 +54,15 @@ fn parse_len_arg(text: &str) -> std::result::Result<u64, String> {
 
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
     let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len, args.raw)?;
+    if let Some(path) = &args.svg {
+        let subject = format!(
+            "{} of process {} at {:#x}",
+            human(args.len),
+            args.pid,
+            args.addr
+        );
+        crate::picture::write(path, &pm.map, subject)?;
+    }
     if args.json {
         output::json(&MapJson::new(&pm)).map_err(io_error)?;
     } else {

@@ -15,10 +15,10 @@ use unimem::Result;
 use unimem_core::size::parse_size;
 #[cfg(target_os = "linux")]
 use {
-    crate::output,
+    crate::progress::Progress,
     std::path::{Path, PathBuf},
     unimem::pagemap,
-    unimem::probe::{self, ProbeOutcome, Step},
+    unimem::probe::{self, Advance, Phase, ProbeOutcome, Step},
     unimem::resolve::service::ServiceResolver,
     unimem::resolve::{DirectResolver, Resolver},
     unimem::surface::Backing,
@@ -49,6 +49,12 @@ pub struct ProbeArgs {
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
+    /// Also draw the map as an SVG picture into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
+    /// Print no step lines and no progress bars on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// With the direct resolver, read the addresses without pinning the
     /// pages first (a snapshot the kernel may invalidate by migrating them).
     #[cfg(target_os = "linux")]
@@ -206,19 +212,46 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
 #[cfg(target_os = "linux")]
 fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
     let mut resolver = resolver(via, &args.socket, !args.no_pin)?;
+    let mut progress = Progress::new(args.size, args.json, args.quiet);
     let outcome = probe::probe(
         args.size,
         args.backing.into(),
         probe::fresh_salt(),
         resolver.as_mut(),
-        |s| output::note(&step_line(&s)),
+        |s| match s {
+            Step::Progress(Advance { phase, done, total }) => {
+                let what = match phase {
+                    Phase::Fill => "fill",
+                    Phase::Verify => "verify",
+                };
+                progress.bytes(what, done, total)
+            }
+            Step::Requesting { len } => {
+                progress.line(&step_line(&s));
+                progress.waiting(
+                    if args.no_pin {
+                        "resolve"
+                    } else {
+                        "pin+resolve"
+                    },
+                    len,
+                );
+            }
+            s => progress.line(&step_line(&s)),
+        },
     )?;
-    view::finish(
-        &linux_view(&outcome, resolver.name()),
-        args.json,
-        args.all,
-        args.hold,
-    )
+    progress.finish();
+    drop(progress);
+    let view = linux_view(&outcome, resolver.name());
+    if let Some(path) = &args.svg {
+        let subject = format!(
+            "{} {} surface",
+            human(outcome.surface.len()),
+            outcome.surface.backing().name()
+        );
+        crate::picture::write(path, view.map, subject)?;
+    }
+    view::finish(&view, args.json, args.all, args.hold)
 }
 
 #[cfg(target_os = "linux")]
@@ -264,5 +297,6 @@ fn step_line(step: &Step) -> String {
         Step::Connecting { resolver } => format!("[*] Connecting to resolver: {resolver}..."),
         Step::Requesting { len } => format!("[*] Requesting address segments for {len} bytes..."),
         Step::Verifying => "[*] Verifying coverage and data integrity...".to_string(),
+        Step::Progress(_) => String::new(),
     }
 }

@@ -13,7 +13,9 @@ use unimem_core::size::human;
 
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
     let outcome = probe::probe(args.size, unimem::check::fresh_salt(), |s| {
-        output::note(&step_line(&s))
+        if !args.quiet {
+            output::note(&step_line(&s))
+        }
     })?;
     let r = &outcome.resolved;
     let v = ProbeView {
@@ -34,6 +36,14 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
             pinned: true,
         },
     };
+    if let Some(path) = &args.svg {
+        let subject = format!(
+            "{} IOSurface {}",
+            human(v.surface.length),
+            outcome.surface_id
+        );
+        crate::picture::write(path, v.map, subject)?;
+    }
     view::finish(&v, args.json, args.all, args.hold)
 }
 
