@@ -199,7 +199,7 @@ pub fn render(p: &Picture<'_>) -> String {
     );
     let _ = write!(
         o,
-        r#"<text x="{PLOT_X}" y="46">{} in pages of {}; {} of it has an address. Colours: top two strips by offset in the buffer, third by contiguous run length.</text>"#,
+        r#"<text x="{PLOT_X}" y="46">{} in pages of {}; {} of it has an address. Each pixel column shows the mean offset (strips 1, 2) or run length (strip 3) of its bytes.</text>"#,
         human(map.total_length()),
         human(map.page_size().bytes()),
         human(map.mapped_bytes()),
