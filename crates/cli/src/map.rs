@@ -61,7 +61,7 @@ pub fn run(args: &MapArgs) -> Result<ExitCode> {
             args.pid,
             args.addr
         );
-        crate::picture::write(path, &pm.map, subject)?;
+        crate::picture::write(path, &pm.map, subject, false)?;
     }
     if args.json {
         output::json(&MapJson::new(&pm)).map_err(io_error)?;

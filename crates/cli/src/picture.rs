@@ -10,8 +10,9 @@ use unimem_core::size::human;
 use unimem_core::svg::{self, Picture};
 use unimem_core::PaMap;
 
-/// Draws `map` as `subject` into `path`, and says so on stderr.
-pub fn write(path: &Path, map: &PaMap, subject: String) -> Result<()> {
+/// Draws `map` as `subject` into `path`, and says so on stderr unless
+/// `quiet`.
+pub fn write(path: &Path, map: &PaMap, subject: String, quiet: bool) -> Result<()> {
     let (ram, ram_note) = ram_ranges();
     let text = svg::render(&Picture {
         map,
@@ -29,6 +30,9 @@ pub fn write(path: &Path, map: &PaMap, subject: String) -> Result<()> {
             e,
         )
     })?;
+    if quiet {
+        return Ok(());
+    }
     output::note(&format!(
         "[+] Picture of the map written to {} ({})",
         path.display(),

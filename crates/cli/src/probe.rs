@@ -249,7 +249,7 @@ fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
             human(outcome.surface.len()),
             outcome.surface.backing().name()
         );
-        crate::picture::write(path, view.map, subject)?;
+        crate::picture::write(path, view.map, subject, args.quiet)?;
     }
     view::finish(&view, args.json, args.all, args.hold)
 }

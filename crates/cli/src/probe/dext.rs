@@ -42,7 +42,7 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
             human(v.surface.length),
             outcome.surface_id
         );
-        crate::picture::write(path, v.map, subject)?;
+        crate::picture::write(path, v.map, subject, args.quiet)?;
     }
     view::finish(&v, args.json, args.all, args.hold)
 }
