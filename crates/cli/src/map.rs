@@ -2,6 +2,7 @@
 //! page flags from /proc/kpageflags.
 
 use crate::output::{self, io_error};
+use crate::picture::SvgFile;
 use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
 use clap::Args;
 use serde::Serialize;
@@ -53,15 +54,16 @@ fn parse_len_arg(text: &str) -> std::result::Result<u64, String> {
 }
 
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
+    let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
     let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len, args.raw)?;
-    if let Some(path) = &args.svg {
+    if let Some(svg) = svg {
         let subject = format!(
             "{} of process {} at {:#x}",
             human(args.len),
             args.pid,
             args.addr
         );
-        crate::picture::write(path, &pm.map, subject, false)?;
+        svg.write(&pm.map, subject, false)?;
     }
     if args.json {
         output::json(&MapJson::new(&pm)).map_err(io_error)?;

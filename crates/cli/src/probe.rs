@@ -15,6 +15,7 @@ use unimem::Result;
 use unimem_core::size::parse_size;
 #[cfg(target_os = "linux")]
 use {
+    crate::picture::SvgFile,
     crate::progress::Progress,
     std::path::{Path, PathBuf},
     unimem::pagemap,
@@ -211,6 +212,7 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
 
 #[cfg(target_os = "linux")]
 fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
+    let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
     let mut resolver = resolver(via, &args.socket, !args.no_pin)?;
     let mut progress = Progress::new(args.size, args.json, args.quiet);
     let outcome = probe::probe(
@@ -243,13 +245,13 @@ fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
     progress.finish();
     drop(progress);
     let view = linux_view(&outcome, resolver.name());
-    if let Some(path) = &args.svg {
+    if let Some(svg) = svg {
         let subject = format!(
             "{} {} surface",
             human(outcome.surface.len()),
             outcome.surface.backing().name()
         );
-        crate::picture::write(path, view.map, subject, args.quiet)?;
+        svg.write(view.map, subject, args.quiet)?;
     }
     view::finish(&view, args.json, args.all, args.hold)
 }

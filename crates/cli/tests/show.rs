@@ -193,3 +193,31 @@ fn the_manual_page_is_roff_with_every_subcommand() {
     // character.
     assert!(page.lines().all(|l| !l.contains('\x1b')));
 }
+
+#[test]
+fn an_unwritable_picture_fails_before_the_work_and_a_failed_map_leaves_no_file() {
+    let out = unimem(&["probe", "--svg", "/nonexistent-unimem-dir/map.svg"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot write the picture to '/nonexistent-unimem-dir/map.svg'"),
+        "{err}"
+    );
+    assert!(!err.contains("[*] Creating"), "the probe ran first: {err}");
+
+    let file = std::env::temp_dir().join(format!("unimem-failed-map-{}.svg", std::process::id()));
+    let me = std::process::id().to_string();
+    let out = unimem(&[
+        "map",
+        "--pid",
+        &me,
+        "--addr",
+        "0x1000",
+        "--len",
+        "4K",
+        "--svg",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!file.exists(), "an empty picture was left behind");
+}

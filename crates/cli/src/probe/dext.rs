@@ -6,12 +6,14 @@
 use super::view::{self, ProbeView, ResolverJson, SurfaceJson};
 use super::ProbeArgs;
 use crate::output;
+use crate::picture::SvgFile;
 use std::process::ExitCode;
 use unimem::apple::probe::{self, Step};
 use unimem::Result;
 use unimem_core::size::human;
 
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
+    let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
     let outcome = probe::probe(args.size, unimem::check::fresh_salt(), |s| {
         if !args.quiet {
             output::note(&step_line(&s))
@@ -36,13 +38,13 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
             pinned: true,
         },
     };
-    if let Some(path) = &args.svg {
+    if let Some(svg) = svg {
         let subject = format!(
             "{} IOSurface {}",
             human(v.surface.length),
             outcome.surface_id
         );
-        crate::picture::write(path, v.map, subject, args.quiet)?;
+        svg.write(v.map, subject, args.quiet)?;
     }
     view::finish(&v, args.json, args.all, args.hold)
 }
