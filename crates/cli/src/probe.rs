@@ -1,49 +1,35 @@
-//! `unimem probe`: the seed experiment end to end.
+//! `unimem probe`: the seed experiment end to end, on every platform.
 //!
-//! Linux resolves a memfd surface directly through pagemap or through the
-//! resolver service; macOS resolves an IOSurface through the CybMemDriver
-//! DEXT (`--via dext`, see `dext.rs`). Both print through `view.rs`.
+//! The platform picks the resolver (pagemap or the service on Linux, the
+//! CybMemDriver DEXT on macOS); the rest — surface, pattern, prepare,
+//! verification and output — is the same code everywhere (`view.rs`).
 
-#[cfg(any(target_os = "macos", unimem_apple_check))]
-mod dext;
 mod view;
 
-use clap::builder::PossibleValue;
-use clap::{Args, ValueEnum};
+use crate::picture::SvgFile;
+use crate::platform::{self, BackingArg, ProbeOptions, Via};
+use crate::progress::Progress;
+use clap::Args;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use unimem::probe::{self, Advance, Phase, ProbeOutcome, Step};
 use unimem::Result;
-use unimem_core::size::parse_size;
-#[cfg(target_os = "linux")]
-use {
-    crate::picture::SvgFile,
-    crate::progress::Progress,
-    std::path::{Path, PathBuf},
-    unimem::pagemap,
-    unimem::probe::{self, Advance, Phase, ProbeOutcome, Step},
-    unimem::resolve::service::ServiceResolver,
-    unimem::resolve::{DirectResolver, Resolver},
-    unimem::surface::Backing,
-    unimem::{Error, ErrorKind},
-    unimem_core::size::human,
-    view::{ProbeView, ResolverJson, SurfaceJson},
-};
+use unimem_core::size::{human, ByteSize};
+use view::{ProbeView, ResolverJson, SurfaceJson};
 
 #[derive(Debug, Args)]
 pub struct ProbeArgs {
     /// Surface size: 65536, 64K, 16M, 1G (rounded up to whole pages).
-    #[arg(long, default_value = "64K", value_parser = parse_positive_size)]
-    pub size: u64,
+    #[arg(long, default_value = "64K")]
+    pub size: ByteSize,
     /// What memory backs the surface.
-    #[cfg(target_os = "linux")]
-    #[arg(long, value_enum, default_value_t = BackingArg::Memfd)]
+    #[arg(long, value_enum, default_value_t = BackingArg::DEFAULT)]
     pub backing: BackingArg,
     /// Who resolves the addresses.
     #[arg(long, value_enum, default_value_t = Via::DEFAULT)]
     pub via: Via,
-    /// The resolver service's socket (with --via service or auto).
-    #[cfg(target_os = "linux")]
-    #[arg(long, default_value = unimem::service::DEFAULT_SOCKET)]
-    pub socket: PathBuf,
+    #[command(flatten)]
+    pub platform: ProbeOptions,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -52,171 +38,23 @@ pub struct ProbeArgs {
     pub all: bool,
     /// Also draw the map as an SVG picture into FILE.
     #[arg(long, value_name = "FILE")]
-    pub svg: Option<std::path::PathBuf>,
+    pub svg: Option<PathBuf>,
     /// Print no step lines and no progress bars on stderr.
     #[arg(long, short)]
     pub quiet: bool,
-    /// With the direct resolver, read the addresses without pinning the
-    /// pages first (a snapshot the kernel may invalidate by migrating them).
-    #[cfg(target_os = "linux")]
-    #[arg(long)]
-    pub no_pin: bool,
     /// Keep the surface (and its preparation) until standard input closes,
     /// so its addresses can be used or inspected meanwhile.
     #[arg(long)]
     pub hold: bool,
 }
 
-#[cfg(target_os = "linux")]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackingArg {
-    /// shmem in base pages
-    Memfd,
-    /// huge pages from the hugetlb pool (MFD_HUGETLB)
-    Hugetlb,
-    /// shmem transparent huge pages
-    Thp,
-}
-
-#[cfg(target_os = "linux")]
-impl From<BackingArg> for Backing {
-    fn from(b: BackingArg) -> Backing {
-        match b {
-            BackingArg::Memfd => Backing::Memfd,
-            BackingArg::Hugetlb => Backing::Hugetlb,
-            BackingArg::Thp => Backing::Thp,
-        }
-    }
-}
-
-/// Who resolves the addresses. Each platform offers its own ways (the
-/// values are listed by hand so that `cfg` can choose them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Via {
-    #[cfg(target_os = "linux")]
-    Auto,
-    #[cfg(target_os = "linux")]
-    Direct,
-    #[cfg(target_os = "linux")]
-    Service,
-    #[cfg(any(target_os = "macos", unimem_apple_check))]
-    Dext,
-}
-
-impl Via {
-    #[cfg(target_os = "linux")]
-    pub const DEFAULT: Via = Via::Auto;
-    #[cfg(not(target_os = "linux"))]
-    pub const DEFAULT: Via = Via::Dext;
-
-    const ALL: &'static [Via] = &[
-        #[cfg(target_os = "linux")]
-        Via::Auto,
-        #[cfg(target_os = "linux")]
-        Via::Direct,
-        #[cfg(target_os = "linux")]
-        Via::Service,
-        #[cfg(any(target_os = "macos", unimem_apple_check))]
-        Via::Dext,
-    ];
-}
-
-impl ValueEnum for Via {
-    fn value_variants<'a>() -> &'a [Self] {
-        Via::ALL
-    }
-
-    fn to_possible_value(&self) -> Option<PossibleValue> {
-        Some(match self {
-            #[cfg(target_os = "linux")]
-            Via::Auto => PossibleValue::new("auto")
-                .help("direct when this process can see PFNs, else the service"),
-            #[cfg(target_os = "linux")]
-            Via::Direct => {
-                PossibleValue::new("direct").help("read /proc/self/pagemap (needs CAP_SYS_ADMIN)")
-            }
-            #[cfg(target_os = "linux")]
-            Via::Service => PossibleValue::new("service")
-                .help("ask the resolver service (`unimem serve`), which pins the pages"),
-            #[cfg(any(target_os = "macos", unimem_apple_check))]
-            Via::Dext => PossibleValue::new("dext")
-                .help("ask the CybMemDriver DEXT (macOS), which keeps the pages prepared"),
-        })
-    }
-}
-
-fn parse_positive_size(text: &str) -> std::result::Result<u64, String> {
-    match parse_size(text) {
-        Ok(0) => Err(format!(
-            "size '{text}' is 0: a surface needs at least one byte"
-        )),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Picks the resolver (Linux). Direct refuses up front when PFNs are
-/// hidden, so no surface is made for nothing; auto falls back to the
-/// service, and when neither way works says how to get each.
-#[cfg(target_os = "linux")]
-fn resolver(via: Via, socket: &Path, pin: bool) -> Result<Box<dyn Resolver>> {
-    let direct = || -> Result<Box<dyn Resolver>> {
-        if !pagemap::can_see_pfns()? {
-            return Err(Error::new(
-                ErrorKind::PermissionDenied,
-                pagemap::HIDDEN_PFNS,
-            ));
-        }
-        Ok(Box::new(if pin {
-            DirectResolver::new()?
-        } else {
-            DirectResolver::unpinned()?
-        }))
-    };
-    let service =
-        || -> Result<Box<dyn Resolver>> { Ok(Box::new(ServiceResolver::connect(socket)?)) };
-    match via {
-        Via::Direct => direct(),
-        Via::Service => service(),
-        Via::Auto => match direct() {
-            Ok(r) => Ok(r),
-            Err(d) if d.kind() == ErrorKind::PermissionDenied => service().map_err(|s| {
-                Error::new(
-                    s.kind(),
-                    format!(
-                        "no resolver can be used: this process cannot read PFNs (run as root for --via direct), \
-                         and the resolver service is not usable ({s}); start it as root with \
-                         `unimem serve --allow-uid {uid}` or see dist/README.md",
-                        uid = rustix::process::getuid().as_raw()
-                    ),
-                )
-            }),
-            Err(d) => Err(d),
-        },
-        #[cfg(unimem_apple_check)]
-        Via::Dext => Err(Error::new(
-            ErrorKind::Unsupported,
-            "--via dext does not use a Linux resolver",
-        )),
-    }
-}
-
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
-    match args.via {
-        #[cfg(any(target_os = "macos", unimem_apple_check))]
-        Via::Dext => dext::run(args),
-        #[cfg(target_os = "linux")]
-        via => run_linux(args, via),
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
+    // Created first, so a path that cannot be written fails before the work.
     let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
-    let mut resolver = resolver(via, &args.socket, !args.no_pin)?;
-    let mut progress = Progress::new(args.size, args.json, args.quiet);
+    let mut resolver = platform::resolver(args.via, &args.platform)?;
+    let mut progress = Progress::new(args.size.bytes(), args.json, args.quiet);
     let outcome = probe::probe(
-        args.size,
+        args.size.bytes(),
         args.backing.into(),
         probe::fresh_salt(),
         resolver.as_mut(),
@@ -230,21 +68,13 @@ fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
             }
             Step::Requesting { len } => {
                 progress.line(&step_line(&s));
-                progress.waiting(
-                    if args.no_pin {
-                        "resolve"
-                    } else {
-                        "pin+resolve"
-                    },
-                    len,
-                );
+                progress.waiting("resolve", len);
             }
             s => progress.line(&step_line(&s)),
         },
     )?;
-    progress.finish();
     drop(progress);
-    let view = linux_view(&outcome, resolver.name());
+    let view = outcome_view(&outcome, resolver.name());
     if let Some(svg) = svg {
         let subject = format!(
             "{} {} surface",
@@ -256,18 +86,18 @@ fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
     view::finish(&view, args.json, args.all, args.hold)
 }
 
-#[cfg(target_os = "linux")]
-fn linux_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> {
+fn outcome_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> {
     ProbeView {
         map: &o.prepared.map,
         integrity: &o.integrity,
         checksums: &o.checksums,
+        checksums_required: o.prepared.checksums_required,
         surface: SurfaceJson {
             backing: o.surface.backing().name(),
             virtual_address: o.surface.addr().0,
             length: o.surface.len(),
             pattern_salt: o.pattern.salt,
-            id: None,
+            id: o.surface.id(),
         },
         resolver: ResolverJson {
             name: resolver,
@@ -276,7 +106,6 @@ fn linux_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> 
     }
 }
 
-#[cfg(target_os = "linux")]
 fn step_line(step: &Step) -> String {
     match step {
         Step::CreatingSurface { size, backing } => {
@@ -289,9 +118,14 @@ fn step_line(step: &Step) -> String {
             addr,
             len,
             page_size,
+            id,
         } => {
+            let what = match id {
+                Some(id) => format!("IOSurface {id}"),
+                None => "Surface".to_string(),
+            };
             format!(
-                "[+] Surface at {addr:#x}: {len} bytes in pages of {}",
+                "[+] {what} at {addr:#x}: {len} bytes in pages of {}",
                 human(*page_size)
             )
         }

@@ -44,9 +44,15 @@ fn a_large_probe_shows_progress_bars_on_a_terminal() {
     require_root();
     let text = on_a_terminal(&["probe", "--size", "256M", "--via", "direct"]);
     assert!(text.contains("[+] Data integrity OK"), "{text}");
-    for phase in ["fill [", "verify [", "pin+resolve"] {
+    for phase in ["fill [", "verify ["] {
         assert!(text.contains(phase), "no {phase:?} bar in: {text}");
     }
+    // The resolver's spinner: its name and the size, on a line of its own.
+    assert!(
+        text.split(['\r', '\n'])
+            .any(|l| l.contains("  resolve ") && l.contains("256 MiB")),
+        "no resolve spinner in: {text}"
+    );
     assert!(text.contains(BAR), "the bar ends at the full size: {text}");
     assert!(text.contains("ETA"), "{text}");
 }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
 use unimem::Result;
 use unimem_core::report::{shown_rows, Shown};
-use unimem_core::size::{human, parse_address, parse_size};
+use unimem_core::size::{human, parse_address, ByteSize};
 use unimem_core::{Coverage, Target, VirtAddr};
 
 #[derive(Debug, Args)]
@@ -23,8 +23,8 @@ pub struct MapArgs {
     #[arg(long, value_parser = parse_address_arg)]
     pub addr: u64,
     /// Length of the range: 4096, 2M, 1G.
-    #[arg(long, value_parser = parse_len_arg)]
-    pub len: u64,
+    #[arg(long)]
+    pub len: ByteSize,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -45,21 +45,13 @@ fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
     parse_address(text).map_err(|e| e.to_string())
 }
 
-fn parse_len_arg(text: &str) -> std::result::Result<u64, String> {
-    match parse_size(text) {
-        Ok(0) => Err(format!("length '{text}' is 0: give at least one page")),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
     let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
-    let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len, args.raw)?;
+    let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len.bytes(), args.raw)?;
     if let Some(svg) = svg {
         let subject = format!(
             "{} of process {} at {:#x}",
-            human(args.len),
+            human(args.len.bytes()),
             args.pid,
             args.addr
         );
