@@ -66,6 +66,10 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
                 };
                 progress.bytes(what, done, total)
             }
+            Step::CreatingSurface { size, .. } => {
+                progress.line(&step_line(&s));
+                progress.waiting("create", size);
+            }
             Step::Requesting { len } => {
                 progress.line(&step_line(&s));
                 progress.waiting("resolve", len);

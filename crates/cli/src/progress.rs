@@ -1,7 +1,7 @@
 //! Progress bars on stderr for the long phases of a large probe: filling
-//! and verifying (bytes, rate, ETA) and the resolver's pin-and-resolve (a
-//! spinner with bytes and elapsed time: the resolver reports no partial
-//! progress). Only for surfaces of [`MIN_BYTES`] or more, only when stderr
+//! and verifying (bytes, rate, ETA), and spinners with bytes and elapsed
+//! time for creating (and populating) the surface and for the resolver's
+//! pin-and-resolve, which report no partial progress. Only for surfaces of [`MIN_BYTES`] or more, only when stderr
 //! is a terminal, never with `--json` or `--quiet`. Step lines and bars
 //! take turns: a bar is finished before the next line is printed.
 

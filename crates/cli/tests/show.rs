@@ -47,12 +47,15 @@ fn a_large_probe_shows_progress_bars_on_a_terminal() {
     for phase in ["fill [", "verify ["] {
         assert!(text.contains(phase), "no {phase:?} bar in: {text}");
     }
-    // The resolver's spinner: its name and the size, on a line of its own.
-    assert!(
-        text.split(['\r', '\n'])
-            .any(|l| l.contains("  resolve ") && l.contains("256 MiB")),
-        "no resolve spinner in: {text}"
-    );
+    // The spinners of creating and resolving: name and size, on a line of
+    // their own.
+    for spinner in ["  create ", "  resolve "] {
+        assert!(
+            text.split(['\r', '\n'])
+                .any(|l| l.contains(spinner) && l.contains("256 MiB")),
+            "no {spinner:?} spinner in: {text}"
+        );
+    }
     assert!(text.contains(BAR), "the bar ends at the full size: {text}");
     assert!(text.contains("ETA"), "{text}");
 }
