@@ -16,6 +16,8 @@ mod methods;
 mod report;
 #[cfg(target_os = "linux")]
 mod rss;
+#[cfg(target_os = "linux")]
+mod svg;
 
 /// Errors of the benchmark binary: a message is enough.
 pub type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -93,6 +95,15 @@ mod linux {
             #[arg(long)]
             backing: String,
         },
+        /// Size and drawing time of `--svg` pictures (issue 12).
+        Svg {
+            /// Sizes of the 4 KiB memfd surfaces to draw.
+            #[arg(long, value_delimiter = ',', default_value = "64K,1G,4G", value_parser = size)]
+            sizes: Vec<u64>,
+            /// Timed drawings per map (after one warm-up).
+            #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(1..))]
+            reps: u32,
+        },
     }
 
     fn size(s: &str) -> Result<u64, String> {
@@ -143,6 +154,9 @@ mod linux {
         }) = &args.child
         {
             return rss::child(path, *len, method, backing);
+        }
+        if let Some(Child::Svg { sizes, reps }) = &args.child {
+            return crate::svg::run(sizes, *reps);
         }
         if !unimem::pagemap::can_see_pfns()? {
             return Err(unimem::pagemap::HIDDEN_PFNS.into());

@@ -5,7 +5,7 @@
 //! 2 error (usage, permission, not found, resources). Errors are one line on
 //! stderr, `unimem: ...`, saying what happened and what to do.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -14,8 +14,11 @@ use std::process::ExitCode;
 #[cfg_attr(target_os = "macos", path = "macos/mod.rs")]
 mod platform;
 
+mod manual;
 mod output;
+mod picture;
 mod probe;
+mod progress;
 
 use platform::{info, map, serve};
 
@@ -46,6 +49,11 @@ enum Command {
     /// admitted clients pass over a Unix socket. Linux only.
     #[command(hide = LINUX_ONLY_HIDDEN)]
     Serve(serve::ServeArgs),
+    /// Print a shell completion script: bash, zsh or fish (see dist/README.md).
+    Completions(manual::CompletionsArgs),
+    /// Print the manual page (roff), generated from the same definitions
+    /// as --help.
+    Man,
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -58,6 +66,8 @@ fn main() -> ExitCode {
         Err(e) => return usage_error(e),
     };
     let result = match &cli.command {
+        Command::Completions(args) => manual::completions(Cli::command(), args),
+        Command::Man => manual::man(Cli::command()),
         Command::Probe(args) => probe::run(args),
         Command::Map(args) => map::run(args),
         Command::Info(args) => info::run(args),

@@ -6,11 +6,13 @@
 
 mod view;
 
-use crate::output;
+use crate::picture::SvgFile;
 use crate::platform::{self, BackingArg, ProbeOptions, Via};
+use crate::progress::Progress;
 use clap::Args;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use unimem::probe::{self, ProbeOutcome, Step};
+use unimem::probe::{self, Advance, Phase, ProbeOutcome, Step};
 use unimem::Result;
 use unimem_core::size::{human, ByteSize};
 use view::{ProbeView, ResolverJson, SurfaceJson};
@@ -34,6 +36,12 @@ pub struct ProbeArgs {
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
+    /// Also draw the map as an SVG picture into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// Print no step lines and no progress bars on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
     /// Keep the surface (and its preparation) until standard input closes,
     /// so its addresses can be used or inspected meanwhile.
     #[arg(long)]
@@ -41,20 +49,45 @@ pub struct ProbeArgs {
 }
 
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
+    // Created first, so a path that cannot be written fails before the work.
+    let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
     let mut resolver = platform::resolver(args.via, &args.platform)?;
+    let mut progress = Progress::new(args.size.bytes(), args.json, args.quiet);
     let outcome = probe::probe(
         args.size.bytes(),
         args.backing.into(),
         probe::fresh_salt(),
         resolver.as_mut(),
-        |s| output::note(&step_line(&s)),
+        |s| match s {
+            Step::Progress(Advance { phase, done, total }) => {
+                let what = match phase {
+                    Phase::Fill => "fill",
+                    Phase::Verify => "verify",
+                };
+                progress.bytes(what, done, total)
+            }
+            Step::CreatingSurface { size, .. } => {
+                progress.line(&step_line(&s));
+                progress.waiting("create", size);
+            }
+            Step::Requesting { len } => {
+                progress.line(&step_line(&s));
+                progress.waiting("resolve", len);
+            }
+            s => progress.line(&step_line(&s)),
+        },
     )?;
-    view::finish(
-        &outcome_view(&outcome, resolver.name()),
-        args.json,
-        args.all,
-        args.hold,
-    )
+    drop(progress);
+    let view = outcome_view(&outcome, resolver.name());
+    if let Some(svg) = svg {
+        let subject = format!(
+            "{} {} surface",
+            human(outcome.surface.len()),
+            outcome.surface.backing().name()
+        );
+        svg.write(view.map, subject, args.quiet)?;
+    }
+    view::finish(&view, args.json, args.all, args.hold)
 }
 
 fn outcome_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> {
@@ -104,5 +137,6 @@ fn step_line(step: &Step) -> String {
         Step::Connecting { resolver } => format!("[*] Connecting to resolver: {resolver}..."),
         Step::Requesting { len } => format!("[*] Requesting address segments for {len} bytes..."),
         Step::Verifying => "[*] Verifying coverage and data integrity...".to_string(),
+        Step::Progress(_) => String::new(),
     }
 }

@@ -4,7 +4,7 @@
 //! shared with the CybMemDriver DEXT and the Linux resolver service, the
 //! address newtypes and the segment map, decoding of the kernel's pagemap and
 //! kpageflags words, the page-indexed test pattern, the checksum both ends of
-//! the wire compute, and the renderers of the seed's table and of JSON.
+//! the wire compute, and the renderers of the seed's table, of JSON and of the SVG picture.
 #![forbid(unsafe_code)]
 
 pub mod addr;
@@ -17,6 +17,7 @@ pub mod pagemap;
 pub mod pattern;
 pub mod report;
 pub mod size;
+pub mod svg;
 pub mod wire;
 
 pub use addr::{AddressKind, PageSize, Pfn, PhysAddr, VirtAddr};

@@ -2,29 +2,33 @@
 //! it, which frames back each page, and the kernel's flags for those
 //! frames — what `page-types -p PID -a START,END -l` lists, as segments.
 //!
-//! Segments are split where the address run breaks *or* the kind of page
-//! changes (huge vs. not, anonymous vs. shmem, mlocked...), so one row says
-//! one thing. Holes are explicit: unmapped (no VMA), not present, swapped.
+//! A row is a run of pages with contiguous addresses, one mapping and
+//! identical flags, so one row says one thing; a whole huge page is one row
+//! (its head/tail position folded into `huge`/`thp`), and the ageing bits
+//! (`referenced`, `active`, `idle_page`) do not split rows unless raw rows
+//! are asked for (see [`RowSplitter`]). Holes are explicit: unmapped (no
+//! VMA), not present, swapped.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::kpageflags::KPageFlags;
 use crate::pagemap::{check_range, Pagemap};
 use crate::system;
 use std::fs;
-use unimem_core::kpageflags::PageFlags;
+use unimem_core::kpageflags::{FlagRow, PageFlags, RowSplitter};
 use unimem_core::maps;
 use unimem_core::{AddressKind, PaMap, Pfn, Target, VirtAddr};
 
-/// One row: a run of pages with one target and one kind of flags.
+/// One row: a run of pages with one target, one mapping and one set of
+/// flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlaggedSegment {
     /// Offset from the start of the range.
     pub offset: u64,
     pub length: u64,
     pub target: Target,
-    /// Flags of the run's first page: `None` for holes, and for frames
-    /// kpageflags does not cover (device memory). Runs are split
-    /// when [`PageFlags::kind`] changes.
+    /// The flags every page of the row has (a huge page's
+    /// `compound_head`/`compound_tail` folded away unless raw): `None` for
+    /// holes, and for frames kpageflags does not cover (device memory).
     pub flags: Option<PageFlags>,
     /// Path of the VMA (`/memfd:... (deleted)`, `[heap]`, ...), if mapped.
     pub mapping: Option<String>,
@@ -39,8 +43,9 @@ pub struct ProcessMap {
     pub rows: Vec<FlaggedSegment>,
 }
 
-/// Resolves `[va, va + len)` of process `pid`, with page flags.
-pub fn map_process(pid: u32, va: VirtAddr, len: u64) -> Result<ProcessMap> {
+/// Resolves `[va, va + len)` of process `pid`, with page flags. With `raw`,
+/// rows split on every flag bit and carry the words as read.
+pub fn map_process(pid: u32, va: VirtAddr, len: u64, raw: bool) -> Result<ProcessMap> {
     let base = system::page_size();
     check_range(base, va, len)?;
     let maps_path = format!("/proc/{pid}/maps");
@@ -86,7 +91,7 @@ pub fn map_process(pid: u32, va: VirtAddr, len: u64) -> Result<ProcessMap> {
         }
         paths.push((start - va.0, end - va.0, vma.map(|v| v.path.clone())));
     }
-    let rows = split_by_flags(&map, base.bytes(), &paths)?;
+    let rows = split_by_flags(&map, base.bytes(), &paths, raw)?;
     Ok(ProcessMap { pid, va, map, rows })
 }
 
@@ -94,6 +99,7 @@ fn split_by_flags(
     map: &PaMap,
     base: u64,
     paths: &[(u64, u64, Option<String>)],
+    raw: bool,
 ) -> Result<Vec<FlaggedSegment>> {
     let path_at = |offset: u64| {
         paths
@@ -119,34 +125,26 @@ fn split_by_flags(
             });
             continue;
         };
-        let first = Pfn(addr / base);
-        let mut current: Option<FlaggedSegment> = None;
-        kpf.for_each(first, seg.length / base, |i, flags| {
-            let offset = seg.offset + i * base;
-            let mapping = path_at(offset);
-            match current.as_mut() {
-                // One row, one kind of page in one mapping.
-                Some(row)
-                    if row.flags.map(PageFlags::kind) == flags.map(PageFlags::kind)
-                        && row.mapping == mapping =>
-                {
-                    row.length += base
-                }
-                _ => {
-                    if let Some(done) = current.take() {
-                        rows.push(done);
-                    }
-                    current = Some(FlaggedSegment {
-                        offset,
-                        length: base,
-                        target: Target::Address(addr + i * base),
-                        flags,
-                        mapping,
-                    });
-                }
+        // Page indices count from the segment's start; a mapping boundary
+        // inside the segment starts a new row.
+        let row_of = |r: FlagRow| FlaggedSegment {
+            offset: seg.offset + r.first * base,
+            length: r.pages * base,
+            target: Target::Address(addr + r.first * base),
+            flags: r.flags,
+            mapping: path_at(seg.offset + r.first * base),
+        };
+        let mut splitter = RowSplitter::new(raw);
+        let mut last_mapping = None;
+        kpf.for_each(Pfn(addr / base), seg.length / base, |i, flags| {
+            let mapping = path_at(seg.offset + i * base);
+            let boundary = i > 0 && last_mapping != Some(mapping.clone());
+            last_mapping = Some(mapping);
+            if let Some(done) = splitter.push(i, flags, boundary) {
+                rows.push(row_of(done));
             }
         })?;
-        rows.extend(current);
+        rows.extend(splitter.finish().map(row_of));
     }
     Ok(rows)
 }

@@ -12,6 +12,8 @@ pub mod error;
 #[cfg(target_os = "linux")]
 pub mod inspect;
 #[cfg(target_os = "linux")]
+pub mod iomem;
+#[cfg(target_os = "linux")]
 pub mod kpageflags;
 #[cfg(target_os = "linux")]
 pub mod mapping;

@@ -49,7 +49,34 @@ pub enum Step {
     },
     /// Checking coverage, the pattern and the resolver's checksums.
     Verifying,
+    /// Part of filling or verifying is through.
+    Progress(Advance),
 }
+
+/// [`Step::Progress`]: `done` of `total` bytes of a long phase are
+/// through, reported at the start and after every [`PROGRESS_CHUNK`] of
+/// filling and verifying, so a caller can draw a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Advance {
+    /// The phase in progress.
+    pub phase: Phase,
+    /// Bytes through so far.
+    pub done: u64,
+    /// Bytes the phase goes through: the whole surface.
+    pub total: u64,
+}
+
+/// A phase of a probe that reports [`Step::Progress`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Writing the test pattern.
+    Fill,
+    /// Checking the test pattern.
+    Verify,
+}
+
+/// Bytes filled or verified between two progress reports.
+pub const PROGRESS_CHUNK: usize = 64 << 20;
 
 /// Everything a probe found. Field order matters: the preparation is
 /// released before the surface is unmapped.
@@ -121,7 +148,22 @@ pub fn probe(
 
     step(Step::WritingPattern { salt });
     let pattern = Pattern::new(surface.page_size(), salt);
-    pattern.fill(0, surface.as_mut_slice());
+    let total = surface.len();
+    let mut done = 0u64;
+    step(Step::Progress(Advance {
+        phase: Phase::Fill,
+        done,
+        total,
+    }));
+    for chunk in surface.as_mut_slice().chunks_mut(PROGRESS_CHUNK) {
+        pattern.fill(done, chunk);
+        done += chunk.len() as u64;
+        step(Step::Progress(Advance {
+            phase: Phase::Fill,
+            done,
+            total,
+        }));
+    }
 
     step(Step::Connecting {
         resolver: resolver.describe(),
@@ -130,7 +172,23 @@ pub fn probe(
     let prepared = resolver.prepare(&surface)?;
 
     step(Step::Verifying);
-    let integrity = pattern.verify(0, surface.as_slice());
+    let mut integrity = Verification::empty();
+    let mut done = 0u64;
+    step(Step::Progress(Advance {
+        phase: Phase::Verify,
+        done,
+        total,
+    }));
+    for chunk in surface.as_slice().chunks(PROGRESS_CHUNK) {
+        pattern.verify_into(done, chunk, &mut integrity);
+        integrity.checked_bytes += chunk.len() as u64;
+        done += chunk.len() as u64;
+        step(Step::Progress(Advance {
+            phase: Phase::Verify,
+            done,
+            total,
+        }));
+    }
     let checksums = prepared
         .checksums
         .iter()

@@ -2,6 +2,7 @@
 //! page flags from /proc/kpageflags.
 
 use crate::output::{self, io_error};
+use crate::picture::SvgFile;
 use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
 use clap::Args;
 use serde::Serialize;
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
 use unimem::Result;
 use unimem_core::report::{shown_rows, Shown};
-use unimem_core::size::{parse_address, ByteSize};
+use unimem_core::size::{human, parse_address, ByteSize};
 use unimem_core::{Coverage, Target, VirtAddr};
 
 #[derive(Debug, Args)]
@@ -30,6 +31,14 @@ pub struct MapArgs {
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
+    /// Split rows on every flag bit and print the words as read: the
+    /// ageing bits (referenced, active, idle_page) and a huge page's
+    /// compound_head/compound_tail then start rows of their own.
+    #[arg(long)]
+    pub raw: bool,
+    /// Also draw the map as an SVG picture into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
 }
 
 fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
@@ -37,7 +46,17 @@ fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
 }
 
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
-    let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len.bytes())?;
+    let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
+    let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len.bytes(), args.raw)?;
+    if let Some(svg) = svg {
+        let subject = format!(
+            "{} of process {} at {:#x}",
+            human(args.len.bytes()),
+            args.pid,
+            args.addr
+        );
+        svg.write(&pm.map, subject, false)?;
+    }
     if args.json {
         output::json(&MapJson::new(&pm)).map_err(io_error)?;
     } else {
@@ -150,7 +169,9 @@ struct RowJson {
     address: Option<u64>,
     length: u64,
     state: &'static str,
+    /// What every page of the row has, named as page-types names them.
     flags: Vec<String>,
+    /// The same bits as one word (`null` for holes and device memory).
     flags_raw: Option<u64>,
     mapping: Option<String>,
 }
