@@ -54,25 +54,45 @@ pub const FLAGS: &[(u32, &str)] = &[
     (41, "arch_2"),
 ];
 
+/// Bit 0: the page is locked for exclusive access (I/O in flight).
 pub const LOCKED: u64 = 1 << 0;
+/// Bit 1: an I/O error occurred on the page.
 pub const ERROR: u64 = 1 << 1;
+/// Bit 2: referenced since the last LRU scan (ageing; volatile).
 pub const REFERENCED: u64 = 1 << 2;
+/// Bit 5: on an LRU list.
 pub const LRU: u64 = 1 << 5;
+/// Bit 6: on the active LRU list (ageing; volatile).
 pub const ACTIVE: u64 = 1 << 6;
+/// Bit 7: owned by the slab allocator.
 pub const SLAB: u64 = 1 << 7;
+/// Bit 8: being written back to storage.
 pub const WRITEBACK: u64 = 1 << 8;
+/// Bit 9: to be reclaimed soon (`readahead` when not under writeback).
 pub const RECLAIM: u64 = 1 << 9;
+/// Bit 11: mapped into some process.
 pub const MMAP: u64 = 1 << 11;
+/// Bit 12: anonymous memory (shmem and memfds are `swapbacked`, not anon, unless shared anon).
 pub const ANON: u64 = 1 << 12;
+/// Bit 14: backed by swap or shmem, not by a file.
 pub const SWAPBACKED: u64 = 1 << 14;
+/// Bit 15: the first page of a compound (huge) page.
 pub const COMPOUND_HEAD: u64 = 1 << 15;
+/// Bit 16: a later page of a compound (huge) page.
 pub const COMPOUND_TAIL: u64 = 1 << 16;
+/// Bit 17: part of a hugetlbfs page.
 pub const HUGE: u64 = 1 << 17;
+/// Bit 18: on the unevictable list (mlocked, ramfs, pinned).
 pub const UNEVICTABLE: u64 = 1 << 18;
+/// Bit 20: no page frame exists at this PFN.
 pub const NOPAGE: u64 = 1 << 20;
+/// Bit 22: part of a transparent huge page.
 pub const THP: u64 = 1 << 22;
+/// Bit 25 (`idle_page`): not accessed since marked idle (ageing; volatile).
 pub const IDLE: u64 = 1 << 25;
+/// Bit 33: mlocked.
 pub const MLOCKED: u64 = 1 << 33;
+/// Bit 34: `anon_exclusive` on anonymous pages, `owner_2` otherwise (overloaded).
 pub const OWNER_2: u64 = 1 << 34;
 
 /// Bits that change as the kernel ages pages (LRU referenced/active and
@@ -86,6 +106,7 @@ pub const VOLATILE: u64 = REFERENCED | ACTIVE | IDLE;
 pub struct PageFlags(pub u64);
 
 impl PageFlags {
+    /// Whether every bit of `bits` is set.
     pub fn contains(self, bits: u64) -> bool {
         self.0 & bits == bits
     }
@@ -152,8 +173,12 @@ impl PageFlags {
 /// flags every one of them has (`None`: frames without a kpageflags word).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct FlagRow {
+    /// Index of the row's first page in the sequence.
     pub first: u64,
+    /// Pages in the row, at least 1.
     pub pages: u64,
+    /// The flags every page of the row has; `None` for frames without a
+    /// kpageflags word.
     pub flags: Option<PageFlags>,
 }
 

@@ -25,6 +25,7 @@ use std::fmt::Write;
 
 /// Maps with more rows than this print the first and last [`EDGE_ROWS`].
 pub const FULL_TABLE_LIMIT: usize = 64;
+/// Rows a long table shows at each end, around its summary.
 pub const EDGE_ROWS: usize = 16;
 
 const RULE: &str = "--------------------------------------------------";
@@ -158,13 +159,17 @@ pub fn render_map(map: &PaMap, all: bool) -> String {
 /// Size statistics of a map's address segments.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Summary {
+    /// Segments with an address.
     pub segments: usize,
+    /// Length of the shortest, in bytes.
     pub smallest: u64,
+    /// Length of the longest, in bytes.
     pub largest: u64,
     /// `(bucket, count)`: segments whose length is in `[bucket, 2*bucket)`.
     pub histogram: Vec<(u64, usize)>,
 }
 
+/// The size statistics of `map`'s address segments (holes left out).
 pub fn summary(map: &PaMap) -> Summary {
     let mut hist = std::collections::BTreeMap::<u64, usize>::new();
     let mut smallest = u64::MAX;
@@ -226,6 +231,7 @@ pub fn render_verification(map: &PaMap, integrity: &Verification) -> String {
     out
 }
 
+/// The `[+]`/`[-]` line (and mismatch details) for the pattern check.
 pub fn render_integrity(v: &Verification) -> String {
     let mut out = String::new();
     if v.ok() {
@@ -269,8 +275,11 @@ fn hex(bytes: &[u8]) -> String {
 /// (a map with a hole lists only the segments that have addresses).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct JsonSegment {
+    /// First address of the run.
     pub address: u64,
+    /// Bytes in the run.
     pub length: u64,
+    /// Buffer offset of its first byte.
     pub offset: u64,
 }
 

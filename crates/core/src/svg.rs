@@ -26,7 +26,9 @@ pub const PLOT_W: usize = 1060;
 /// Where a strip lies in the picture (pixels).
 #[derive(Copy, Clone, Debug, PartialEq)]
 pub struct Band {
+    /// Top edge, in pixels from the top of the picture.
     pub y: f64,
+    /// Height in pixels.
     pub h: f64,
 }
 
@@ -48,6 +50,7 @@ pub const EMPTY_FILL: &str = "#e4e4e4";
 /// What to draw and what to call it.
 #[derive(Debug, Clone)]
 pub struct Picture<'a> {
+    /// The map to draw.
     pub map: &'a PaMap,
     /// What the buffer is: "64 KiB memfd surface", "2 MiB of process 42".
     pub subject: String,

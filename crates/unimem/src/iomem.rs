@@ -3,6 +3,7 @@
 
 use std::fs;
 
+/// The kernel's map of physical address ranges.
 pub const PATH: &str = "/proc/iomem";
 
 /// The RAM ranges (half-open), or why they are unknown, in words a picture

@@ -8,17 +8,20 @@ use std::os::unix::fs::FileExt;
 use unimem_core::kpageflags::PageFlags;
 use unimem_core::Pfn;
 
+/// The kernel's flags of every page frame, one little-endian u64 per PFN.
 pub const PATH: &str = "/proc/kpageflags";
 
 /// Entries read per `pread`.
 const CHUNK: usize = 8192;
 
+/// `/proc/kpageflags`, open for reading.
 #[derive(Debug)]
 pub struct KPageFlags {
     file: File,
 }
 
 impl KPageFlags {
+    /// Opens it; without root this is a permission error that says so.
     pub fn open() -> Result<Self> {
         let file = File::open(PATH).map_err(|e| match e.kind() {
             io::ErrorKind::PermissionDenied => Error::with_source(
