@@ -1,0 +1,132 @@
+//! Several threads reading one range's pagemap at once.
+//!
+//! The kernel walks page tables for a pagemap read under the shared
+//! (read) side of the mm lock, so positional reads from several threads
+//! proceed side by side. The range is cut into work items of one chunk;
+//! threads take the next item from a shared counter, read and decode it
+//! into a map of its own and hand it over. While one thread decodes item N
+//! another is already reading item N+1, so reading and decoding overlap.
+//! The calling thread appends the items in range order, which also joins
+//! the runs that cross item borders: a push coalesces with the extent
+//! before it, so the result is the map one sequential read gives. Items
+//! are dropped once appended, so memory stays near the final segment list.
+
+use super::{Pagemap, CHUNK_ENTRIES};
+use crate::error::{Error, ErrorKind, Result};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use unimem_core::{PaMap, PageSize, VirtAddr};
+
+/// Ranges of fewer base pages stay on the calling thread: starting threads
+/// costs more than they would save (4 chunks are 128 MiB of 4 KiB pages,
+/// about 1.5 ms of reading).
+pub const PARALLEL_MIN_PAGES: u64 = 4 * CHUNK_ENTRIES as u64;
+
+/// Threads used for one large range: one per core.
+pub fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Whether `len` bytes are worth several threads.
+pub fn worth_it(base: PageSize, len: u64) -> bool {
+    workers() > 1 && len >> base.shift() >= PARALLEL_MIN_PAGES
+}
+
+/// Resolves `[va, va + len)` (checked by the caller) into `map` with one
+/// thread per core, reading every entry.
+pub fn resolve_into(pm: &Pagemap, map: &mut PaMap, va: VirtAddr, len: u64) -> Result<()> {
+    let item = (CHUNK_ENTRIES as u64) << pm.base_page().shift();
+    run_items(map, va, len, item, |part, at, n, buf, origin| {
+        pm.feed_range(part, at, n, buf, origin)
+    })
+}
+
+/// Cuts `[va, va + len)` into items of `item_len` bytes (the last may be
+/// shorter), has `work` resolve each into a map of its own on one of
+/// several threads, and appends them to `map` in order. `work` gets the
+/// item's map, address and length, a read buffer the thread keeps between
+/// items, and the item's offset in the range (for error offsets). The
+/// first error in range order wins, with every page before it appended,
+/// as a sequential read leaves it.
+pub(crate) fn run_items<F>(
+    map: &mut PaMap,
+    va: VirtAddr,
+    len: u64,
+    item_len: u64,
+    work: F,
+) -> Result<()>
+where
+    F: Fn(&mut PaMap, VirtAddr, u64, &mut Vec<u8>, u64) -> Result<()> + Sync,
+{
+    let items = len.div_ceil(item_len);
+    let threads = (workers() as u64).min(items).max(1);
+    let (kind, page_size) = (map.kind(), map.page_size());
+    let next = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::channel::<(u64, PaMap, Result<()>)>();
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop, work) = (&next, &stop, &work);
+            s.spawn(move || {
+                let mut buf = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= items {
+                        break;
+                    }
+                    let off = i * item_len;
+                    let n = item_len.min(len - off);
+                    let mut part = PaMap::new(kind, page_size, n);
+                    let r = work(&mut part, VirtAddr(va.0 + off), n, &mut buf, off);
+                    if r.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    if tx.send((i, part, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let result = merge_in_order(map, items, rx);
+        // Whatever happened, the workers stop at their next item.
+        stop.store(true, Ordering::Relaxed);
+        result
+    })
+}
+
+/// Appends the items arriving on `rx` to `map` in index order.
+fn merge_in_order(
+    map: &mut PaMap,
+    items: u64,
+    rx: mpsc::Receiver<(u64, PaMap, Result<()>)>,
+) -> Result<()> {
+    let mut waiting = BTreeMap::new();
+    let mut want = 0u64;
+    for (i, part, r) in rx {
+        waiting.insert(i, (part, r));
+        while let Some((part, r)) = waiting.remove(&want) {
+            append(map, &part)?;
+            r?;
+            want += 1;
+        }
+    }
+    if want < items {
+        return Err(Error::new(
+            ErrorKind::Io,
+            format!("a pagemap reader thread stopped after {want} of {items} chunks"),
+        ));
+    }
+    Ok(())
+}
+
+/// Pushes the extents of `part` onto the end of `map`.
+pub(crate) fn append(map: &mut PaMap, part: &PaMap) -> Result<()> {
+    for seg in part.segments() {
+        map.push(seg.length, seg.target)
+            .map_err(|e| Error::new(ErrorKind::Protocol, format!("bad pagemap entry: {e}")))?;
+    }
+    Ok(())
+}
