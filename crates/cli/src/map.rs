@@ -27,6 +27,9 @@ pub struct MapArgs {
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Indent the JSON document (compact by default).
+    #[arg(long, requires = "json")]
+    pub pretty: bool,
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
@@ -47,7 +50,7 @@ fn parse_len_arg(text: &str) -> std::result::Result<u64, String> {
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
     let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len)?;
     if args.json {
-        output::json(&MapJson::new(&pm)).map_err(io_error)?;
+        output::json(&MapJson::new(&pm), args.pretty).map_err(io_error)?;
     } else {
         output::data(&render(&pm, args.all)).map_err(io_error)?;
     }

@@ -46,6 +46,9 @@ pub struct ProbeArgs {
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Indent the JSON document (compact by default).
+    #[arg(long, requires = "json")]
+    pub pretty: bool,
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
@@ -216,6 +219,7 @@ fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
     view::finish(
         &linux_view(&outcome, resolver.name()),
         args.json,
+        args.pretty,
         args.all,
         args.hold,
     )

@@ -34,7 +34,7 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
             pinned: true,
         },
     };
-    view::finish(&v, args.json, args.all, args.hold)
+    view::finish(&v, args.json, args.pretty, args.all, args.hold)
 }
 
 fn step_line(step: &Step) -> String {
