@@ -173,10 +173,23 @@ fn hugetlb_heads_equal_the_full_read() {
     }
 }
 
+/// Restores `shmem_enabled` when dropped.
+struct ShmemThp(String);
+
+impl Drop for ShmemThp {
+    fn drop(&mut self) {
+        let _ = std::fs::write(unimem::system::THP_SHMEM_ENABLED, &self.0);
+    }
+}
+
 #[test]
 fn thp_scan_equals_the_full_read() {
     require_root();
     let _lock = mm_lock();
+    // Some kernels refuse MADV_COLLAPSE on shmem under `never`.
+    let old = unimem::system::thp_mode(unimem::system::THP_SHMEM_ENABLED).expect("shmem THP");
+    let _restore = ShmemThp(old);
+    std::fs::write(unimem::system::THP_SHMEM_ENABLED, "advise").unwrap();
     let s = Surface::create(64 * MIB, Backing::Thp).expect("a collapsed THP surface");
     let _pin = Pin::new(s.mapping()).unwrap();
     let pm = Pagemap::open_self().unwrap();

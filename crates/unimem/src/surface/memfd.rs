@@ -171,14 +171,27 @@ impl Surface {
     /// base pages.
     fn collapse(&self) -> Result<()> {
         self.mapping.advise(Advice::Collapse).map_err(|e| {
+            let mode = system::thp_mode(system::THP_SHMEM_ENABLED).unwrap_or_default();
             let why = match e {
-                rustix::io::Errno::INVAL => {
-                    "this kernel has no MADV_COLLAPSE (Linux 6.1+ is needed) or refuses it for shmem; use --backing hugetlb"
-                }
+                rustix::io::Errno::INVAL if mode == "never" => format!(
+                    "this kernel refuses to collapse shmem while {} is 'never' (some kernels \
+                     collapse anyway, others, like 6.18, do not): as root, echo advise > {} and \
+                     retry, or use --backing hugetlb",
+                    system::THP_SHMEM_ENABLED,
+                    system::THP_SHMEM_ENABLED
+                ),
+                rustix::io::Errno::INVAL => format!(
+                    "this kernel has no MADV_COLLAPSE for shmem (Linux 6.1+ is needed; {} is \
+                     '{mode}'): use --backing hugetlb",
+                    system::THP_SHMEM_ENABLED
+                ),
                 rustix::io::Errno::AGAIN | rustix::io::Errno::NOMEM => {
-                    "the kernel found no free huge pages (memory fragmented?); retry, or echo 1 > /proc/sys/vm/compact_memory as root"
+                    "the kernel found no free huge pages (memory fragmented?): retry, or as root \
+                     echo 1 > /proc/sys/vm/compact_memory first"
+                        .to_string()
                 }
-                _ => "the kernel refused to collapse the surface into transparent huge pages",
+                _ => "the kernel refused to collapse the surface into transparent huge pages"
+                    .to_string(),
             };
             Error::with_source(
                 ErrorKind::Unsupported,
