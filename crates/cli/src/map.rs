@@ -11,6 +11,7 @@ use unimem::inspect::{self, ProcessMap};
 use unimem::Result;
 use unimem_core::report::{shown_rows, Shown};
 use unimem_core::size::{parse_address, parse_size};
+use unimem_core::kpageflags::PageFlags;
 use unimem_core::{Coverage, Target, VirtAddr};
 
 #[derive(Debug, Args)]
@@ -141,8 +142,11 @@ fn render(pm: &ProcessMap, all: bool) -> String {
     out
 }
 
+/// The JSON document of a map. Rows are serialized straight from the
+/// process map as the writer asks for them: a map with a row per page has
+/// hundreds of thousands, and copying them first would double the work.
 #[derive(Serialize)]
-struct MapJson {
+struct MapJson<'a> {
     pid: u32,
     address_kind: &'static str,
     page_size: u64,
@@ -150,24 +154,55 @@ struct MapJson {
     total_length: u64,
     mapped_bytes: u64,
     coverage: Coverage,
-    segments: Vec<RowJson>,
+    segments: Rows<'a>,
+}
+
+/// Every row of a process map, as a JSON array of [`RowJson`].
+struct Rows<'a>(&'a ProcessMap);
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let pm = self.0;
+        s.collect_seq(pm.rows.iter().map(|r| RowJson {
+            virtual_address: pm.va.0 + r.offset,
+            offset: r.offset,
+            address: match r.target {
+                Target::Address(a) => Some(a),
+                _ => None,
+            },
+            length: r.length,
+            state: r.target.name(),
+            flags: FlagNames(r.flags),
+            flags_raw: r.flags.map(|f| f.0),
+            mapping: r.mapping.as_deref(),
+        }))
+    }
 }
 
 #[derive(Serialize)]
-struct RowJson {
+struct RowJson<'a> {
     virtual_address: u64,
     offset: u64,
     /// `null` for holes.
     address: Option<u64>,
     length: u64,
     state: &'static str,
-    flags: Vec<String>,
+    flags: FlagNames,
     flags_raw: Option<u64>,
-    mapping: Option<String>,
+    mapping: Option<&'a str>,
 }
 
-impl MapJson {
-    fn new(pm: &ProcessMap) -> Self {
+/// The names of a row's page flags as a JSON array (empty without flags).
+struct FlagNames(Option<PageFlags>);
+
+impl Serialize for FlagNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.into_iter().flat_map(PageFlags::name_iter))
+    }
+}
+
+impl<'a> MapJson<'a> {
+    fn new(pm: &'a ProcessMap) -> Self {
         let map = &pm.map;
         MapJson {
             pid: pm.pid,
@@ -177,23 +212,7 @@ impl MapJson {
             total_length: map.total_length(),
             mapped_bytes: map.mapped_bytes(),
             coverage: map.coverage(),
-            segments: pm
-                .rows
-                .iter()
-                .map(|r| RowJson {
-                    virtual_address: pm.va.0 + r.offset,
-                    offset: r.offset,
-                    address: match r.target {
-                        Target::Address(a) => Some(a),
-                        _ => None,
-                    },
-                    length: r.length,
-                    state: r.target.name(),
-                    flags: r.flags.map(|f| f.names()).unwrap_or_default(),
-                    flags_raw: r.flags.map(|f| f.0),
-                    mapping: r.mapping.clone(),
-                })
-                .collect(),
+            segments: Rows(pm),
         }
     }
 }

@@ -73,13 +73,18 @@ impl PageFlags {
 
     /// Names of the set bits, in bit order; unnamed bits as `bitN`.
     pub fn names(self) -> Vec<String> {
+        self.name_iter().map(|n| n.into_owned()).collect()
+    }
+
+    /// The names of the set flags, as [`PageFlags::names`] gives them,
+    /// without allocating for the named ones.
+    pub fn name_iter(self) -> impl Iterator<Item = std::borrow::Cow<'static, str>> {
         (0..64u32)
-            .filter(|b| self.0 & (1u64 << b) != 0)
+            .filter(move |b| self.0 & (1u64 << b) != 0)
             .map(|b| match FLAGS.iter().find(|(bit, _)| *bit == b) {
-                Some((_, name)) => (*name).to_string(),
-                None => format!("bit{b}"),
+                Some((_, name)) => std::borrow::Cow::Borrowed(*name),
+                None => std::borrow::Cow::Owned(format!("bit{b}")),
             })
-            .collect()
     }
 
     /// Comma-separated names, or `-` for no flags.
