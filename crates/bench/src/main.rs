@@ -194,7 +194,8 @@ mod linux {
             .copied()
             .max()
             .unwrap_or(0)
-            .max(args.hugetlb);
+            .max(args.hugetlb)
+            .max(args.thp);
         let mut service = match start_service(largest.max(1 << 20)) {
             Ok(s) => Some(s),
             Err(e) => {

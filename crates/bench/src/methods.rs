@@ -15,11 +15,11 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use unimem::core::pagemap::{PFN_MASK, PRESENT};
+use unimem::core::pattern::Pattern;
 use unimem::core::{Coverage, PageSize, VirtAddr};
 use unimem::mapping::Mapping;
 use unimem::pagemap::Pagemap;
 use unimem::pin::Pin;
-use unimem::core::pattern::Pattern;
 use unimem::resolve::service::ServiceClient;
 use unimem::surface::{Backing, Surface};
 

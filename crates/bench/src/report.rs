@@ -169,12 +169,17 @@ impl Report {
         let conditions = self.conditions();
         let state = |c: &str, size: u64| -> String {
             self.row("direct", "memfd", size, c)
-                .map_or(String::new(), |r| format!("{:.0} segments/GiB", r.segments_per_gib))
+                .map_or(String::new(), |r| {
+                    format!("{:.0} segments/GiB", r.segments_per_gib)
+                })
         };
         for &c in &conditions {
             for (size, at_most) in [(GIB, 0.70), (64 * KIB, 1.10)] {
                 t.push(judge(
-                    format!("direct / limit <= {at_most:.2} at {} memfd, {c}", human(size)),
+                    format!(
+                        "direct / limit <= {at_most:.2} at {} memfd, {c}",
+                        human(size)
+                    ),
                     self.ratio("direct", "limit", "memfd", size, c),
                     |v| v <= at_most,
                     &state(c, size),
@@ -232,7 +237,11 @@ impl Report {
                 |v| v <= 1.50,
                 "",
             ));
-            for (a, b) in [("fill", "memset"), ("verify", "readsum"), ("probe", "populate")] {
+            for (a, b) in [
+                ("fill", "memset"),
+                ("verify", "readsum"),
+                ("probe", "populate"),
+            ] {
                 let at_most = if a == "probe" { 1.60 } else { 1.50 };
                 t.push(judge(
                     format!("{a} / {b} <= {at_most:.2} at 1 GiB memfd, {c}"),

@@ -9,9 +9,9 @@ use std::fmt::Write;
 use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
 use unimem::Result;
+use unimem_core::kpageflags::PageFlags;
 use unimem_core::report::{shown_rows, Shown};
 use unimem_core::size::{parse_address, parse_size};
-use unimem_core::kpageflags::PageFlags;
 use unimem_core::{Coverage, Target, VirtAddr};
 
 #[derive(Debug, Args)]

@@ -93,8 +93,10 @@ impl Mapping {
                 return if r == 0 {
                     Ok(())
                 } else {
-                    Err(rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
-                        .unwrap_or(rustix::io::Errno::INVAL))
+                    Err(
+                        rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
+                            .unwrap_or(rustix::io::Errno::INVAL),
+                    )
                 };
             }
             Advice::PopulateRead => mm::Advice::LinuxPopulateRead,

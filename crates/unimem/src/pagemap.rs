@@ -144,12 +144,7 @@ impl Pagemap {
 
     /// Resolves `[va, va + len)` with one thread and one full read of every
     /// entry: the reference the fast paths are tested against.
-    pub fn resolve_sequential(
-        &self,
-        va: VirtAddr,
-        len: u64,
-        page_size: PageSize,
-    ) -> Result<PaMap> {
+    pub fn resolve_sequential(&self, va: VirtAddr, len: u64, page_size: PageSize) -> Result<PaMap> {
         let mut map = PaMap::new(AddressKind::Physical, page_size, len);
         self.resolve_sequential_into(&mut map, va, len)?;
         Ok(map)
@@ -203,8 +198,7 @@ impl Pagemap {
             let words = bytes
                 .chunks_exact(ENTRY_SIZE as usize)
                 .map(|b| u64::from_le_bytes(b.try_into().expect("8-byte chunk")));
-            decode::feed_words(map, self.base, words)
-                .map_err(|e| feed_error(e, start_offset))?;
+            decode::feed_words(map, self.base, words).map_err(|e| feed_error(e, start_offset))?;
             done += n as u64;
         }
         Ok(())

@@ -80,10 +80,16 @@ fn pinned_buffer(len: u64) -> (std::os::fd::OwnedFd, Mapping, Pin) {
 fn check_parallel(m: &Mapping, what: &str) -> usize {
     let pm = Pagemap::open_self().unwrap();
     let (va, len) = (m.addr(), m.len() as u64);
-    assert!(parallel::worth_it(base(), len), "{what}: too small to be read in parallel");
+    assert!(
+        parallel::worth_it(base(), len),
+        "{what}: too small to be read in parallel"
+    );
     let fast = pm.resolve(va, len, base()).unwrap();
     let slow = pm.resolve_sequential(va, len, base()).unwrap();
-    assert_eq!(fast, slow, "{what}: threaded map differs from the sequential one");
+    assert_eq!(
+        fast, slow,
+        "{what}: threaded map differs from the sequential one"
+    );
     assert_matches_own_read(&fast, va.0, len, what);
     // Odd ranges: start 3 pages in, end 5 pages before the end.
     let page = base().bytes();

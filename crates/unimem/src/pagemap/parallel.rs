@@ -124,9 +124,6 @@ fn merge_in_order(
 
 /// Pushes the extents of `part` onto the end of `map`.
 pub(crate) fn append(map: &mut PaMap, part: &PaMap) -> Result<()> {
-    for seg in part.segments() {
-        map.push(seg.length, seg.target)
-            .map_err(|e| Error::new(ErrorKind::Protocol, format!("bad pagemap entry: {e}")))?;
-    }
-    Ok(())
+    map.append(part)
+        .map_err(|e| Error::new(ErrorKind::Protocol, format!("bad pagemap entry: {e}")))
 }
