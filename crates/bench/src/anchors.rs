@@ -255,7 +255,16 @@ pub fn prepare(condition: Condition, bytes: u64) -> Res<Prepared> {
 /// use. The returned fd keeps the other half until dropped.
 fn fragment(bytes: u64) -> Res<OwnedFd> {
     let page = unimem::system::page_size().bytes();
-    let len = (2 * bytes).max(256 << 20);
+    // Twice the buffer, but never so much that the buffer itself would not
+    // fit beside the filler's kept half on a shared machine: the segments
+    // per GiB in the report say how fragmented the buffer really came out.
+    let room = unimem::system::available_memory()
+        .unwrap_or(u64::MAX)
+        .saturating_sub(bytes + (2 << 30));
+    let len = (2 * bytes).max(256 << 20).min(room) & !(2 * page - 1);
+    if len == 0 {
+        return Err("too little memory available to fragment it".into());
+    }
     let fd = rustix::fs::memfd_create("unimem-bench-filler", rustix::fs::MemfdFlags::CLOEXEC)?;
     rustix::fs::ftruncate(&fd, len)?;
     {

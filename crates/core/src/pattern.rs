@@ -254,7 +254,8 @@ pub const PARALLEL_MIN_BYTES: usize = 16 << 20;
 
 /// How many threads a large fill or verify uses.
 fn workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static WORKERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *WORKERS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Splits `[0, len)` of a buffer that starts at pattern offset `base` into

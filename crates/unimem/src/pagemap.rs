@@ -23,6 +23,9 @@ mod scan;
 /// Entries read per `pread`: 8192 × 8 bytes = 64 KiB.
 pub const CHUNK_ENTRIES: usize = 8192;
 
+/// Ranges of up to this many entries are read into a buffer on the stack.
+const SMALL_ENTRIES: usize = 512;
+
 /// What to tell a user whose PFNs are hidden.
 pub const HIDDEN_PFNS: &str =
     "physical addresses are hidden: the kernel shows PFNs in pagemap only to \
@@ -164,6 +167,12 @@ impl Pagemap {
     /// Appends `[va, va + len)` to `map` on this thread, one chunk of
     /// entries per `pread`.
     pub fn resolve_sequential_into(&self, map: &mut PaMap, va: VirtAddr, len: u64) -> Result<()> {
+        check_range(self.base, va, len)?;
+        if len >> self.base.shift() <= SMALL_ENTRIES as u64 {
+            // A small range reads into the stack: no allocation but the map.
+            let mut stack = [0u8; SMALL_ENTRIES * ENTRY_SIZE as usize];
+            return self.feed_chunks(map, va, len, &mut stack, 0);
+        }
         let mut buf = Vec::new();
         self.feed_range(map, va, len, &mut buf, 0)
     }
@@ -181,17 +190,32 @@ impl Pagemap {
         origin: u64,
     ) -> Result<()> {
         check_range(self.base, va, len)?;
-        let start_offset = map.filled_to().wrapping_sub(origin);
         let pages = len >> self.base.shift();
-        // One buffer for every chunk, decoded in place: the per-page work is
-        // the decode and the run check, nothing else.
         let want = (pages as usize).min(CHUNK_ENTRIES) * ENTRY_SIZE as usize;
         if buf.len() < want {
             buf.resize(want, 0);
         }
+        self.feed_chunks(map, va, len, buf, origin)
+    }
+
+    /// Reads `[va, va + len)` (checked) in chunks of up to `buf.len() / 8`
+    /// entries into `map`; error offsets as for [`Pagemap::feed_range`].
+    fn feed_chunks(
+        &self,
+        map: &mut PaMap,
+        va: VirtAddr,
+        len: u64,
+        buf: &mut [u8],
+        origin: u64,
+    ) -> Result<()> {
+        let start_offset = map.filled_to().wrapping_sub(origin);
+        let pages = len >> self.base.shift();
+        let per_read = (buf.len() / ENTRY_SIZE as usize).min(CHUNK_ENTRIES);
+        // One buffer for every chunk, decoded in place: the per-page work is
+        // the decode and the run check, nothing else.
         let mut done = 0u64;
         while done < pages {
-            let n = ((pages - done) as usize).min(CHUNK_ENTRIES);
+            let n = ((pages - done) as usize).min(per_read);
             let at = VirtAddr(va.0 + (done << self.base.shift()));
             let bytes = &mut buf[..n * ENTRY_SIZE as usize];
             self.read_bytes(at, bytes)?;

@@ -15,7 +15,7 @@ use super::{Pagemap, CHUNK_ENTRIES};
 use crate::error::{Error, ErrorKind, Result};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, OnceLock};
 use unimem_core::{PaMap, PageSize, VirtAddr};
 
 /// Ranges of fewer base pages stay on the calling thread: starting threads
@@ -23,14 +23,16 @@ use unimem_core::{PaMap, PageSize, VirtAddr};
 /// about 1.5 ms of reading).
 pub const PARALLEL_MIN_PAGES: u64 = 4 * CHUNK_ENTRIES as u64;
 
-/// Threads used for one large range: one per core.
+/// Threads used for one large range: one per core, counted once (the
+/// count reads cgroup files, which costs more than a small read).
 pub fn workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static WORKERS: OnceLock<usize> = OnceLock::new();
+    *WORKERS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Whether `len` bytes are worth several threads.
 pub fn worth_it(base: PageSize, len: u64) -> bool {
-    workers() > 1 && len >> base.shift() >= PARALLEL_MIN_PAGES
+    len >> base.shift() >= PARALLEL_MIN_PAGES && workers() > 1
 }
 
 /// Resolves `[va, va + len)` (checked by the caller) into `map` with one
