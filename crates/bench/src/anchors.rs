@@ -163,6 +163,7 @@ impl Drop for Held {
 /// length on stdout, kept until stdin closes.
 pub fn hold(len: u64) -> Res<()> {
     let s = unimem::surface::Surface::create(len, unimem::surface::Backing::Memfd)?;
+    keep_resident(&s)?;
     println!("{} {}", s.addr().0, s.len());
     let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
     drop(s);
@@ -310,4 +311,16 @@ impl Drop for ShmemAdvise {
             }
         }
     }
+}
+
+/// Keeps a buffer resident (`mlock`), so memory pressure from other
+/// processes on a shared machine cannot swap pages out between the
+/// methods; unlocked when the mapping goes.
+pub fn keep_resident(s: &unimem::surface::Surface) -> Res<()> {
+    let ptr = s.as_slice().as_ptr() as *mut std::ffi::c_void;
+    // SAFETY: the range is exactly the surface's live mapping; mlock only
+    // faults pages in and keeps them, it never changes their contents.
+    unsafe { rustix::mm::mlock(ptr, s.len() as usize) }
+        .map_err(|e| format!("cannot mlock the buffer: {e}"))?;
+    Ok(())
 }

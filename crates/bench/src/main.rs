@@ -340,6 +340,7 @@ mod linux {
                 }
                 Backing::Hugetlb => (Surface::create(size, backing)?, None),
             };
+            anchors::keep_resident(&surface)?;
             let len = surface.len();
             let mut fixture = Fixture::new(
                 surface.fd(),
