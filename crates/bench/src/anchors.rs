@@ -313,9 +313,10 @@ impl Drop for ShmemAdvise {
     }
 }
 
-/// Keeps a buffer resident (`mlock`), so memory pressure from other
-/// processes on a shared machine cannot swap pages out between the
-/// methods; unlocked when the mapping goes.
+/// Keeps the held buffer resident (`mlock`), so memory pressure from
+/// other processes on a shared machine cannot swap pages out under
+/// `unimem map`; unlocked when the mapping goes. (The bench's own buffer is
+/// not locked: the service pins it, and pinning mlocked pages may fail.)
 pub fn keep_resident(s: &unimem::surface::Surface) -> Res<()> {
     let ptr = s.as_slice().as_ptr() as *mut std::ffi::c_void;
     // SAFETY: the range is exactly the surface's live mapping; mlock only

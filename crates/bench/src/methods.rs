@@ -201,6 +201,15 @@ impl<'a> Fixture<'a> {
             .address_segment_count())
     }
 
+    /// Faults every page of the buffer back in (after memory pressure may
+    /// have swapped some out).
+    pub fn repopulate(&self) -> Res<()> {
+        self.pin_mapping
+            .advise(unimem::mapping::Advice::PopulateWrite)
+            .map_err(|e| format!("cannot populate the buffer again: {e}"))?;
+        Ok(())
+    }
+
     fn pages(&self) -> u64 {
         self.len >> self.base.shift()
     }
