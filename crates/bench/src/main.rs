@@ -381,6 +381,10 @@ mod linux {
                         // swapped a page out: fault everything back in and
                         // run once more before giving up.
                         Err(_) => {
+                            surface
+                                .mapping()
+                                .advise(unimem::mapping::Advice::PopulateWrite)
+                                .map_err(|e| format!("cannot populate {what} again: {e}"))?;
                             fixture.repopulate()?;
                             let client = service.as_mut().map(|s| &mut s.1);
                             fixture
