@@ -4,9 +4,9 @@
 //! (read) side of the mm lock, so positional reads from several threads
 //! proceed side by side. The range is cut into work items of one chunk;
 //! threads take the next item from a shared counter, read and decode it
-//! into a map of its own and hand it over. While one thread decodes item N
-//! another is already reading item N+1, so reading and decoding overlap.
-//! The calling thread appends the items in range order, which also joins
+//! into a map of its own. While one thread decodes item N another is
+//! already reading item N+1, so reading and decoding overlap. The calling
+//! thread takes items too, and appends every finished item in range order, which also joins
 //! the runs that cross item borders: a push coalesces with the extent
 //! before it, so the result is the map one sequential read gives. Items
 //! are dropped once appended, so memory stays near the final segment list.
@@ -62,66 +62,97 @@ where
     F: Fn(&mut PaMap, VirtAddr, u64, &mut Vec<u8>, u64) -> Result<()> + Sync,
 {
     let items = len.div_ceil(item_len);
-    let threads = (workers() as u64).min(items).max(1);
+    // The calling thread works too, so a helper that gets no CPU on a busy
+    // machine costs at most the one item it took, never a stall.
+    let helpers = (workers() as u64).min(items).saturating_sub(1);
     let (kind, page_size) = (map.kind(), map.page_size());
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
+    // Takes the next item and resolves it; `None` when all are taken.
+    let take = |buf: &mut Vec<u8>| -> Option<(u64, PaMap, Result<()>)> {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= items {
+            return None;
+        }
+        let off = i * item_len;
+        let n = item_len.min(len - off);
+        let mut part = PaMap::new(kind, page_size, n);
+        let r = work(&mut part, VirtAddr(va.0 + off), n, buf, off);
+        if r.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        Some((i, part, r))
+    };
     std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel::<(u64, PaMap, Result<()>)>();
-        for _ in 0..threads {
+        for _ in 0..helpers {
             let tx = tx.clone();
-            let (next, stop, work) = (&next, &stop, &work);
+            let take = &take;
             s.spawn(move || {
                 let mut buf = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= items {
-                        break;
-                    }
-                    let off = i * item_len;
-                    let n = item_len.min(len - off);
-                    let mut part = PaMap::new(kind, page_size, n);
-                    let r = work(&mut part, VirtAddr(va.0 + off), n, &mut buf, off);
-                    if r.is_err() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                    if tx.send((i, part, r)).is_err() {
+                while let Some(done) = take(&mut buf) {
+                    if tx.send(done).is_err() {
                         break;
                     }
                 }
             });
         }
         drop(tx);
-        let result = merge_in_order(map, items, rx);
-        // Whatever happened, the workers stop at their next item.
+        let mut merge = Merge {
+            waiting: BTreeMap::new(),
+            want: 0,
+        };
+        let mut buf = Vec::new();
+        let result = (|| {
+            while let Some(done) = take(&mut buf) {
+                merge.add(map, done)?;
+                while let Ok(done) = rx.try_recv() {
+                    merge.add(map, done)?;
+                }
+            }
+            while merge.want < items {
+                match rx.recv() {
+                    Ok(done) => merge.add(map, done)?,
+                    Err(_) => {
+                        return Err(Error::new(
+                            ErrorKind::Io,
+                            format!(
+                                "a pagemap reader thread stopped after {} of {items} chunks",
+                                merge.want
+                            ),
+                        ))
+                    }
+                }
+            }
+            Ok(())
+        })();
+        // Whatever happened, the helpers stop at their next item.
         stop.store(true, Ordering::Relaxed);
         result
     })
 }
 
-/// Appends the items arriving on `rx` to `map` in index order.
-fn merge_in_order(
-    map: &mut PaMap,
-    items: u64,
-    rx: mpsc::Receiver<(u64, PaMap, Result<()>)>,
-) -> Result<()> {
-    let mut waiting = BTreeMap::new();
-    let mut want = 0u64;
-    for (i, part, r) in rx {
-        waiting.insert(i, (part, r));
-        while let Some((part, r)) = waiting.remove(&want) {
+/// Items resolved out of order, appended to the map in order.
+struct Merge {
+    waiting: BTreeMap<u64, (PaMap, Result<()>)>,
+    /// The next item the map needs.
+    want: u64,
+}
+
+impl Merge {
+    /// Takes item `i` and appends every item that is now next in line.
+    fn add(&mut self, map: &mut PaMap, (i, part, r): (u64, PaMap, Result<()>)) -> Result<()> {
+        self.waiting.insert(i, (part, r));
+        while let Some((part, r)) = self.waiting.remove(&self.want) {
             append(map, &part)?;
             r?;
-            want += 1;
+            self.want += 1;
         }
+        Ok(())
     }
-    if want < items {
-        return Err(Error::new(
-            ErrorKind::Io,
-            format!("a pagemap reader thread stopped after {want} of {items} chunks"),
-        ));
-    }
-    Ok(())
 }
 
 /// Pushes the extents of `part` onto the end of `map`.
