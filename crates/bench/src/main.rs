@@ -1,13 +1,17 @@
 //! `unimem-bench`: unimem's resolution against what users do today, on the
 //! same populated buffer, in one run.
 //!
-//! For each buffer (4 KiB memfd at each `--sizes`, and hugetlb when a pool
-//! can be reserved) every method runs once to warm up, then `--reps` times
-//! in rotating order; the table gives medians, min–max and each median's
-//! ratio to the limit (one raw `pread`). Peak RSS of a resolution is
-//! measured in fresh child processes. The targets of issue 5 are printed
-//! with PASS/MISS; the exit code never depends on them.
+//! For each buffer (4 KiB memfd at each `--sizes`, in each memory
+//! condition: `fresh` after compaction and `fragmented` into single free
+//! pages; hugetlb when a pool can be reserved; shmem THP collapsed with
+//! `MADV_COLLAPSE`) every method runs once to warm up, then `--reps` times
+//! in rotating order; the table gives medians, min–max, each median's
+//! ratio to the limit (one raw `pread`) and how fragmented the buffer was.
+//! Peak RSS of a resolution is measured in fresh child processes. The
+//! targets are printed with PASS/MISS; the exit code never depends on them.
 
+#[cfg(target_os = "linux")]
+mod anchors;
 #[cfg(target_os = "linux")]
 mod hugetlb;
 #[cfg(target_os = "linux")]
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(target_os = "linux")]
 mod linux {
+    use crate::anchors::{self, Condition, Held, MmLock, ShmemAdvise};
     use crate::hugetlb::PoolGuard;
     use crate::methods::{find_page_types, Fixture, Method, Sample};
     use crate::report::{Machine, Report, Row, Skipped, SAMPLE};
@@ -68,9 +73,19 @@ mod linux {
         /// Timed repetitions per method and buffer (after one warm-up).
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
         reps: u32,
+        /// Memory conditions of the 4 KiB buffers.
+        #[arg(long, value_delimiter = ',', default_value = "fresh,fragmented", value_parser = Condition::parse)]
+        conditions: Vec<Condition>,
         /// Size of the hugetlb buffer; 0 for none.
         #[arg(long, default_value = "1G", value_parser = size)]
         hugetlb: u64,
+        /// Size of the shmem THP buffer (collapsed with MADV_COLLAPSE); 0 for none.
+        #[arg(long, default_value = "1G", value_parser = size)]
+        thp: u64,
+        /// The largest 4 KiB buffer the memory anchors (memset, fill,
+        /// readsum, verify, populate, probe) and `unimem map` run on.
+        #[arg(long, default_value = "1G", value_parser = size)]
+        anchors_max: u64,
         /// Skip the peak-RSS measurements.
         #[arg(long)]
         no_rss: bool,
@@ -84,8 +99,8 @@ mod linux {
     #[derive(Subcommand, Debug)]
     enum Child {
         /// (internal) one RSS measurement in a fresh process.
-        #[command(hide = true)]
-        RssChild {
+        #[command(hide = true, name = "rss-child")]
+        Rss {
             #[arg(long)]
             path: String,
             #[arg(long)]
@@ -104,6 +119,22 @@ mod linux {
             #[arg(long, default_value_t = 11, value_parser = clap::value_parser!(u32).range(1..))]
             reps: u32,
         },
+        /// (internal) hold a populated buffer until stdin closes.
+        #[command(hide = true)]
+        Hold {
+            #[arg(long)]
+            len: u64,
+        },
+    }
+
+    /// Today's date (UTC), from `date`, for the report.
+    fn today() -> String {
+        std::process::Command::new("date")
+            .args(["-u", "+%Y-%m-%d %H:%M UTC"])
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .map_or_else(String::new, |s| s.trim().to_string())
     }
 
     fn size(s: &str) -> Result<u64, String> {
@@ -146,7 +177,7 @@ mod linux {
 
     pub fn run() -> Res<()> {
         let args = Args::parse();
-        if let Some(Child::RssChild {
+        if let Some(Child::Rss {
             path,
             len,
             method,
@@ -157,6 +188,9 @@ mod linux {
         }
         if let Some(Child::Svg { sizes, reps }) = &args.child {
             return crate::svg::run(sizes, *reps);
+        }
+        if let Some(Child::Hold { len }) = &args.child {
+            return anchors::hold(*len);
         }
         if !unimem::pagemap::can_see_pfns()? {
             return Err(unimem::pagemap::HIDDEN_PFNS.into());
@@ -174,7 +208,8 @@ mod linux {
             .copied()
             .max()
             .unwrap_or(0)
-            .max(args.hugetlb);
+            .max(args.hugetlb)
+            .max(args.thp);
         let mut service = match start_service(largest.max(1 << 20)) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -194,34 +229,75 @@ mod linux {
                     .into(),
             });
         }
-        let mut methods = vec![
+        let unimem_bin = anchors::find_unimem();
+        if unimem_bin.is_none() {
+            skipped.push(Skipped {
+                what: "map_json, map_table".into(),
+                reason: "no `unimem` binary next to this one: build it first with \
+                         `cargo build --release -p unimem-cli`"
+                    .into(),
+            });
+        }
+        let mut base_methods = vec![
             Method::Limit,
             Method::Direct,
             Method::PerPage,
             Method::Procfs,
         ];
         if page_types.is_some() {
-            methods.push(Method::PageTypes);
+            base_methods.push(Method::PageTypes);
         }
         if service.is_some() {
-            methods.push(Method::Service);
+            base_methods.push(Method::Service);
         }
-        methods.push(Method::Pin);
+        base_methods.push(Method::Pin);
         if service.is_some() {
-            methods.push(Method::Map);
+            base_methods.push(Method::Map);
         }
+        base_methods.push(Method::Roundtrip);
+        let memory_methods = [
+            Method::Memset,
+            Method::Fill,
+            Method::Readsum,
+            Method::Verify,
+            Method::Populate,
+            Method::Probe,
+        ];
 
-        let mut cases: Vec<(Backing, u64)> =
-            args.sizes.iter().map(|&s| (Backing::Memfd, s)).collect();
+        let mut cases: Vec<(Backing, u64, Condition)> = Vec::new();
+        for &s in &args.sizes {
+            for &c in &args.conditions {
+                cases.push((Backing::Memfd, s, c));
+            }
+        }
         if args.hugetlb > 0 {
-            cases.push((Backing::Hugetlb, args.hugetlb));
+            cases.push((Backing::Hugetlb, args.hugetlb, Condition::Fresh));
+        }
+        if args.thp > 0 {
+            cases.push((Backing::Thp, args.thp, Condition::Fresh));
         }
         let base = unimem::system::page_size().bytes();
         let mut results = Vec::new();
         let mut rss_results = Vec::new();
-        for (backing, size) in cases {
+        let mut all_methods: Vec<Method> = Vec::new();
+        for (backing, size, condition) in cases {
             if stop.load(Ordering::SeqCst) {
                 return Err("interrupted".into());
+            }
+            let what = format!("{} {} {}", backing, human(size), condition.name());
+            let mut methods = base_methods.clone();
+            let small_memfd = backing == Backing::Memfd && size <= args.anchors_max;
+            if small_memfd {
+                methods.extend(memory_methods);
+            }
+            let hold = small_memfd && unimem_bin.is_some();
+            if hold {
+                methods.extend([Method::MapJson, Method::MapTable]);
+            }
+            for m in &methods {
+                if !all_methods.contains(m) {
+                    all_methods.push(*m);
+                }
             }
             let _pool = if backing == Backing::Hugetlb {
                 let page = unimem::system::default_huge_page_size().unwrap_or(2 << 20);
@@ -238,29 +314,73 @@ mod linux {
             } else {
                 None
             };
-            eprintln!(
-                "unimem-bench: {} {}: allocating and populating",
-                backing,
-                human(size)
-            );
-            let surface = Surface::create(size, backing)?;
+            eprintln!("unimem-bench: {what}: preparing memory, allocating and populating");
+            // The memory state is set up, and the buffers allocated, under
+            // the project's memory lock; measuring needs no lock.
+            let (surface, held) = match backing {
+                Backing::Memfd => {
+                    let extra = if hold { size } else { 0 };
+                    let state = anchors::prepare(condition, size + extra)?;
+                    let held = if hold {
+                        Some(Held::start(size, unimem_bin.as_deref().expect("checked"))?)
+                    } else {
+                        None
+                    };
+                    let surface = Surface::create(size, backing)?;
+                    drop(state);
+                    (surface, held)
+                }
+                Backing::Thp => {
+                    let _lock = MmLock::take()?;
+                    let mode = ShmemAdvise::set()?;
+                    if mode.changed() {
+                        eprintln!(
+                            "unimem-bench: {what}: shmem_enabled is never; advise while the \
+                             surface is collapsed"
+                        );
+                    }
+                    let created = Surface::create(size, backing);
+                    drop(mode);
+                    match created {
+                        Ok(s) => (s, None),
+                        Err(e) => {
+                            skipped.push(Skipped {
+                                what: format!("thp {}", human(size)),
+                                reason: e.to_string(),
+                            });
+                            continue;
+                        }
+                    }
+                }
+                Backing::Hugetlb => (Surface::create(size, backing)?, None),
+            };
             let len = surface.len();
             let mut fixture = Fixture::new(
                 surface.fd(),
                 surface.addr(),
                 len,
                 surface.page_size(),
+                backing,
                 page_types.as_deref(),
             )?;
+            fixture.held = held;
+            // A fresh connection per case: preparing memory may wait on the
+            // lock for longer than the service's idle timeout.
+            if let Some((svc, client)) = service.as_mut() {
+                *client = ServiceClient::connect(&svc.dir.join("unimem.sock"))?;
+            }
+            let segments = fixture.segments()?;
+            eprintln!(
+                "unimem-bench: {what}: {segments} segments ({:.0} per GiB)",
+                segments as f64 * (1u64 << 30) as f64 / len as f64
+            );
             let mut samples: BTreeMap<Method, Vec<Sample>> = BTreeMap::new();
             for rep in 0..=args.reps {
                 if stop.load(Ordering::SeqCst) {
                     return Err("interrupted".into());
                 }
                 eprintln!(
-                    "unimem-bench: {} {}: repetition {rep}/{}{}",
-                    backing,
-                    human(len),
+                    "unimem-bench: {what}: repetition {rep}/{}{}",
                     args.reps,
                     if rep == 0 { " (warm-up)" } else { "" }
                 );
@@ -269,21 +389,43 @@ mod linux {
                 for k in 0..n {
                     let m = methods[(k + rep as usize) % n];
                     let client = service.as_mut().map(|s| &mut s.1);
-                    let s = fixture
-                        .run(m, client)
-                        .map_err(|e| format!("{} on {} {}: {e}", m.name(), backing, human(len)))?;
+                    let s = match fixture.run(m, client) {
+                        Ok(s) => s,
+                        // Memory pressure from other processes may have
+                        // swapped a page out: fault everything back in and
+                        // run once more before giving up.
+                        Err(_) => {
+                            surface
+                                .mapping()
+                                .advise(unimem::mapping::Advice::PopulateWrite)
+                                .map_err(|e| format!("cannot populate {what} again: {e}"))?;
+                            fixture.repopulate()?;
+                            let client = service.as_mut().map(|s| &mut s.1);
+                            fixture
+                                .run(m, client)
+                                .map_err(|e| format!("{} on {what}: {e}", m.name()))?
+                        }
+                    };
                     if rep > 0 {
                         samples.entry(m).or_default().push(s);
                     }
                 }
             }
             for m in &methods {
-                results.push(Row::new(*m, backing.name(), len, base, &samples[m]));
+                results.push(Row::new(
+                    *m,
+                    backing.name(),
+                    len,
+                    condition.name(),
+                    base,
+                    segments,
+                    &samples[m],
+                ));
             }
             drop(fixture);
-            if !args.no_rss && backing == Backing::Memfd {
+            if !args.no_rss && backing == Backing::Memfd && condition == Condition::Fresh {
                 for m in rss::METHODS {
-                    eprintln!("unimem-bench: {} {}: peak RSS of {m}", backing, human(len));
+                    eprintln!("unimem-bench: {what}: peak RSS of {m}");
                     rss_results.push(rss::measure(m, backing.name(), surface.fd(), len)?);
                 }
             }
@@ -297,6 +439,7 @@ mod linux {
                 memory_bytes: unimem::system::meminfo_kb("MemTotal:").unwrap_or(0) * 1024,
                 page_size: base,
                 note: "in a VM, PFNs are guest-physical",
+                date: today(),
             },
             reps: args.reps as usize,
             per_page_sample: SAMPLE,
@@ -311,7 +454,7 @@ mod linux {
         } else {
             print!("{}", report.table());
             println!("\nmethods");
-            for m in &methods {
+            for m in &all_methods {
                 println!("  {:<10} {}", m.name(), m.describe());
             }
         }

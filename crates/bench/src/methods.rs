@@ -15,11 +15,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use unimem::core::pagemap::{PFN_MASK, PRESENT};
+use unimem::core::pattern::Pattern;
 use unimem::core::{Coverage, PageSize, VirtAddr};
 use unimem::mapping::Mapping;
 use unimem::pagemap::Pagemap;
 use unimem::pin::Pin;
 use unimem::resolve::service::ServiceClient;
+use unimem::surface::{Backing, Surface};
+
+use crate::anchors::{Echo, Held};
 
 /// The per-page method reads at most this many pages per repetition and
 /// extrapolates to the whole buffer beyond that.
@@ -36,6 +40,15 @@ pub enum Method {
     Service,
     Pin,
     Map,
+    Roundtrip,
+    Memset,
+    Fill,
+    Readsum,
+    Verify,
+    Populate,
+    Probe,
+    MapJson,
+    MapTable,
 }
 
 impl Method {
@@ -49,6 +62,15 @@ impl Method {
             Method::Service => "service",
             Method::Pin => "pin",
             Method::Map => "map",
+            Method::Roundtrip => "roundtrip",
+            Method::Memset => "memset",
+            Method::Fill => "fill",
+            Method::Readsum => "readsum",
+            Method::Verify => "verify",
+            Method::Populate => "populate",
+            Method::Probe => "probe",
+            Method::MapJson => "map_json",
+            Method::MapTable => "map_table",
         }
     }
 
@@ -56,7 +78,9 @@ impl Method {
     pub fn describe(self) -> &'static str {
         match self {
             Method::Limit => "one raw pread of the whole pagemap range + present/PFN check",
-            Method::Direct => "unimem Pagemap::resolve (64 KiB preads into a segment map)",
+            Method::Direct => {
+                "unimem Pagemap::resolve (threaded 64 KiB preads; one entry per huge page on hugetlb/THP)"
+            }
             Method::PerPage => "DPDK rte_mem_virt2phy style: open+lseek+read+close per page",
             Method::Procfs => "procfs 0.18 PageMap::get_range_info over the whole range",
             Method::PageTypes => "the kernel's tools/mm/page-types -p PID -a RANGE -l -N",
@@ -64,6 +88,23 @@ impl Method {
             Method::Pin => "io_uring buffer register + unregister (FOLL_LONGTERM pin) alone",
             Method::Map => {
                 "what the service pays for its own mapping: mmap + MADV_POPULATE_READ (munmap after the reply)"
+            }
+            Method::Roundtrip => {
+                "bare SOCK_SEQPACKET request + 1-byte reply with the memfd passed (SCM_RIGHTS), to a thread"
+            }
+            Method::Memset => "ptr::write_bytes over the buffer, one thread (the write floor)",
+            Method::Fill => "unimem Pattern::fill over the buffer",
+            Method::Readsum => "wrapping sum of every u64 of the buffer, one thread (the read floor)",
+            Method::Verify => "unimem Pattern::verify over the filled buffer",
+            Method::Populate => "create a memfd of the size, map it, MADV_POPULATE_WRITE, unmap (Surface::create + drop)",
+            Method::Probe => {
+                "what `unimem probe --size N --json` does, in process: create, fill, pin + resolve, verify, JSON to a sink"
+            }
+            Method::MapJson => {
+                "`unimem map --json` of the buffer held by another process, stdout to /dev/null"
+            }
+            Method::MapTable => {
+                "`unimem map --all` (the table) of the same range, stdout to /dev/null"
             }
         }
     }
@@ -105,6 +146,13 @@ pub struct Fixture<'a> {
     limit_buf: Vec<u8>,
     pin_mapping: Mapping,
     page_types: Option<std::path::PathBuf>,
+    /// Whether the buffer holds the pattern (verify needs it).
+    filled: bool,
+    pattern: Pattern,
+    backing: Backing,
+    roundtrip: Option<Echo>,
+    /// `unimem map` of the same range in another process, where set up.
+    pub held: Option<Held>,
 }
 
 impl<'a> Fixture<'a> {
@@ -113,6 +161,7 @@ impl<'a> Fixture<'a> {
         va: VirtAddr,
         len: u64,
         page_size: PageSize,
+        backing: Backing,
         page_types: Option<&Path>,
     ) -> Res<Self> {
         let base = unimem::system::page_size();
@@ -136,7 +185,29 @@ impl<'a> Fixture<'a> {
             limit_buf,
             pin_mapping,
             page_types: page_types.map(Path::to_path_buf),
+            filled: false,
+            pattern: Pattern::new(page_size, 0x5eed_0000_0000_0001),
+            backing,
+            roundtrip: Some(Echo::start()?),
+            held: None,
         })
+    }
+
+    /// The buffer's map, untimed: how fragmented it is.
+    pub fn segments(&self) -> Res<usize> {
+        Ok(self
+            .pagemap
+            .resolve_sequential(VirtAddr(self.va), self.len, self.page_size)?
+            .address_segment_count())
+    }
+
+    /// Faults every page of the buffer back in (after memory pressure may
+    /// have swapped some out).
+    pub fn repopulate(&self) -> Res<()> {
+        self.pin_mapping
+            .advise(unimem::mapping::Advice::PopulateWrite)
+            .map_err(|e| format!("cannot populate the buffer again: {e}"))?;
+        Ok(())
     }
 
     fn pages(&self) -> u64 {
@@ -158,6 +229,15 @@ impl<'a> Fixture<'a> {
             Method::Service => self.service(service.ok_or("no service client")?),
             Method::Pin => self.pin(),
             Method::Map => self.map(),
+            Method::Roundtrip => self.roundtrip(),
+            Method::Memset => self.memset(),
+            Method::Fill => self.fill(),
+            Method::Readsum => self.readsum(),
+            Method::Verify => self.verify(),
+            Method::Populate => self.populate(),
+            Method::Probe => self.probe(),
+            Method::MapJson => self.map_cli(true),
+            Method::MapTable => self.map_cli(false),
         }
     }
 
@@ -183,9 +263,12 @@ impl<'a> Fixture<'a> {
 
     fn direct(&mut self) -> Res<Sample> {
         let t = Instant::now();
-        let map = self
-            .pagemap
-            .resolve(VirtAddr(self.va), self.len, self.page_size)?;
+        let map = if self.backing == Backing::Thp {
+            self.pagemap.resolve_thp(VirtAddr(self.va), self.len)?
+        } else {
+            self.pagemap
+                .resolve(VirtAddr(self.va), self.len, self.page_size)?
+        };
         let elapsed = t.elapsed();
         if map.coverage() != Coverage::Full {
             return Err(format!("direct: coverage {:?}", map.coverage()).into());
@@ -315,6 +398,116 @@ impl Fixture<'_> {
         drop(m);
         Ok(Sample::timed(elapsed))
     }
+}
+
+impl Fixture<'_> {
+    fn buffer(&mut self) -> &mut [u8] {
+        self.pin_mapping.as_mut_slice()
+    }
+
+    fn roundtrip(&mut self) -> Res<Sample> {
+        let echo = self.roundtrip.as_mut().ok_or("no echo thread")?;
+        let t = Instant::now();
+        echo.roundtrips(self.fd, crate::anchors::ROUNDTRIPS)?;
+        Ok(Sample::timed(t.elapsed() / crate::anchors::ROUNDTRIPS))
+    }
+
+    fn memset(&mut self) -> Res<Sample> {
+        self.filled = false;
+        let buf = self.buffer();
+        let t = Instant::now();
+        // SAFETY: `buf` is a live, writable slice of exactly this length.
+        unsafe { std::ptr::write_bytes(buf.as_mut_ptr(), 0x5a, buf.len()) };
+        let elapsed = t.elapsed();
+        std::hint::black_box(&buf[buf.len() / 2]);
+        Ok(Sample::timed(elapsed))
+    }
+
+    fn fill(&mut self) -> Res<Sample> {
+        let pattern = self.pattern;
+        let buf = self.buffer();
+        let t = Instant::now();
+        pattern.fill(0, buf);
+        let elapsed = t.elapsed();
+        self.filled = true;
+        Ok(Sample::timed(elapsed))
+    }
+
+    fn readsum(&mut self) -> Res<Sample> {
+        let buf = self.pin_mapping.as_slice();
+        let t = Instant::now();
+        let sum = buf
+            .chunks_exact(8)
+            .map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+            .fold(0u64, u64::wrapping_add);
+        let elapsed = t.elapsed();
+        std::hint::black_box(sum);
+        Ok(Sample::timed(elapsed))
+    }
+
+    fn verify(&mut self) -> Res<Sample> {
+        if !self.filled {
+            let pattern = self.pattern;
+            pattern.fill(0, self.buffer());
+            self.filled = true;
+        }
+        let t = Instant::now();
+        let v = self.pattern.verify(0, self.pin_mapping.as_slice());
+        let elapsed = t.elapsed();
+        if !v.ok() {
+            return Err(format!("verify: {} words differ", v.mismatched_words).into());
+        }
+        Ok(Sample::timed(elapsed))
+    }
+
+    fn populate(&mut self) -> Res<Sample> {
+        let t = Instant::now();
+        let s = Surface::create(self.len, Backing::Memfd)?;
+        drop(s);
+        Ok(Sample::timed(t.elapsed()))
+    }
+
+    fn probe(&mut self) -> Res<Sample> {
+        use std::io::Write;
+        let t = Instant::now();
+        let mut resolver = unimem::resolve::DirectResolver::new()?;
+        let out = unimem::probe::probe(self.len, Backing::Memfd, 7, &mut resolver, |_| {})?;
+        let segments = out.prepared.map.address_segment_count();
+        let mut sink = std::io::BufWriter::with_capacity(1 << 16, std::io::sink());
+        let doc = ProbeDoc {
+            segments: unimem::core::report::json_segments(&out.prepared.map),
+            integrity: &out.integrity,
+            checksums: &out.checksums,
+        };
+        serde_json::to_writer(&mut sink, &doc)?;
+        sink.flush()?;
+        let ok = out.verified();
+        drop(out);
+        let elapsed = t.elapsed();
+        if !ok {
+            return Err("probe: not verified".into());
+        }
+        Ok(Sample {
+            elapsed,
+            sampled_pages: None,
+            segments: Some(segments),
+        })
+    }
+
+    fn map_cli(&mut self, json: bool) -> Res<Sample> {
+        let held = self.held.as_ref().ok_or("no holder process")?;
+        let t = Instant::now();
+        held.map(json)?;
+        Ok(Sample::timed(t.elapsed()))
+    }
+}
+
+/// The parts of the probe's JSON document that grow with the buffer.
+#[derive(serde::Serialize)]
+struct ProbeDoc<'a> {
+    segments: Vec<unimem::core::report::JsonSegment>,
+    integrity: &'a unimem::core::pattern::Verification,
+    checksums: &'a [unimem::probe::ChecksumCheck],
 }
 
 /// The `page-types` binary on `PATH`, if there is one.

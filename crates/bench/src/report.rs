@@ -1,5 +1,5 @@
-//! Results: summaries of the repetitions, the targets from issue 5, the
-//! human table and the JSON document.
+//! Results: summaries of the repetitions, the targets, the human table and
+//! the JSON document.
 
 use crate::methods::{Method, Sample, PER_PAGE_SAMPLE};
 use crate::rss::RssResult;
@@ -13,6 +13,8 @@ pub struct Row {
     pub method: &'static str,
     pub backing: &'static str,
     pub size: u64,
+    /// The memory state: `fresh` (after compaction) or `fragmented`.
+    pub condition: &'static str,
     pub median_ns: u64,
     pub min_ns: u64,
     pub max_ns: u64,
@@ -20,9 +22,11 @@ pub struct Row {
     pub ratio_to_limit: Option<f64>,
     pub reps: usize,
     pub ns_per_page: f64,
-    /// Physically contiguous runs, where the method builds a segment map.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Physically contiguous runs of the buffer: the method's own count
+    /// where it builds a segment map, else the buffer's.
     pub segments: Option<usize>,
+    /// The buffer's segments per GiB: how fragmented the memory was.
+    pub segments_per_gib: f64,
     /// True when the time is extrapolated from a sample of pages.
     pub extrapolated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -34,7 +38,9 @@ impl Row {
         method: Method,
         backing: &'static str,
         size: u64,
+        condition: &'static str,
         base_page: u64,
+        buffer_segments: usize,
         samples: &[Sample],
     ) -> Row {
         let mut ns: Vec<u64> = samples
@@ -55,13 +61,18 @@ impl Row {
             method: method.name(),
             backing,
             size,
+            condition,
             median_ns: median,
             min_ns: ns.first().copied().unwrap_or(0),
             max_ns: ns.last().copied().unwrap_or(0),
             ratio_to_limit: None,
             reps: n,
             ns_per_page: median as f64 / (size / base_page).max(1) as f64,
-            segments: samples.iter().find_map(|s| s.segments),
+            segments: samples
+                .iter()
+                .find_map(|s| s.segments)
+                .or(Some(buffer_segments)),
+            segments_per_gib: buffer_segments as f64 * GIB as f64 / size.max(1) as f64,
             extrapolated: sampled.is_some(),
             sampled_pages: sampled,
         }
@@ -91,6 +102,8 @@ pub struct Machine {
     pub memory_bytes: u64,
     pub page_size: u64,
     pub note: &'static str,
+    /// When the run was made.
+    pub date: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -106,92 +119,180 @@ pub struct Report {
 
 const GIB: u64 = 1 << 30;
 const MIB: u64 = 1 << 20;
+const KIB: u64 = 1 << 10;
 
 impl Report {
-    fn row(&self, method: &str, backing: &str, size: u64) -> Option<&Row> {
-        self.results
-            .iter()
-            .find(|r| r.method == method && r.backing == backing && r.size == size)
+    fn row(&self, method: &str, backing: &str, size: u64, condition: &str) -> Option<&Row> {
+        self.results.iter().find(|r| {
+            r.method == method && r.backing == backing && r.size == size && r.condition == condition
+        })
     }
 
-    fn ratio(&self, a: &str, b: &str, size: u64) -> Option<f64> {
-        let a = self.row(a, "memfd", size)?;
-        let b = self.row(b, "memfd", size)?;
-        (b.median_ns > 0).then(|| a.median_ns as f64 / b.median_ns as f64)
+    fn median(&self, method: &str, backing: &str, size: u64, condition: &str) -> Option<f64> {
+        self.row(method, backing, size, condition)
+            .map(|r| r.median_ns as f64)
+            .filter(|&v| v > 0.0)
+    }
+
+    /// `a / b` of two methods' medians on the same buffer.
+    fn ratio(&self, a: &str, b: &str, backing: &str, size: u64, condition: &str) -> Option<f64> {
+        Some(self.median(a, backing, size, condition)? / self.median(b, backing, size, condition)?)
+    }
+
+    /// The conditions measured, in order.
+    fn conditions(&self) -> Vec<&'static str> {
+        let mut c: Vec<&'static str> = Vec::new();
+        for r in &self.results {
+            if !c.contains(&r.condition) {
+                c.push(r.condition);
+            }
+        }
+        c
     }
 
     /// Fills each row's ratio to the limit and evaluates the targets.
     pub fn finish(&mut self) {
-        let limits: Vec<(&'static str, u64, u64)> = self
+        let limits: Vec<(&'static str, u64, &'static str, u64)> = self
             .results
             .iter()
             .filter(|r| r.method == "limit")
-            .map(|r| (r.backing, r.size, r.median_ns))
+            .map(|r| (r.backing, r.size, r.condition, r.median_ns))
             .collect();
         for r in &mut self.results {
             r.ratio_to_limit = limits
                 .iter()
-                .find(|(b, s, _)| *b == r.backing && *s == r.size)
-                .filter(|l| l.2 > 0)
-                .map(|l| r.median_ns as f64 / l.2 as f64);
+                .find(|(b, s, c, _)| *b == r.backing && *s == r.size && *c == r.condition)
+                .filter(|l| l.3 > 0)
+                .map(|l| r.median_ns as f64 / l.3 as f64);
         }
         let mut t = Vec::new();
-        for size in [GIB, 4 * GIB] {
+        let conditions = self.conditions();
+        let state = |c: &str, size: u64| -> String {
+            self.row("direct", "memfd", size, c)
+                .map_or(String::new(), |r| {
+                    format!("{:.0} segments/GiB", r.segments_per_gib)
+                })
+        };
+        for &c in &conditions {
+            for (size, at_most) in [(GIB, 0.70), (64 * KIB, 1.10)] {
+                t.push(judge(
+                    format!(
+                        "direct / limit <= {at_most:.2} at {} memfd, {c}",
+                        human(size)
+                    ),
+                    self.ratio("direct", "limit", "memfd", size, c),
+                    |v| v <= at_most,
+                    &state(c, size),
+                ));
+            }
             t.push(judge(
-                format!("direct / limit <= 1.15 at {} memfd", human(size)),
-                self.ratio("direct", "limit", size),
-                |v| v <= 1.15,
+                format!("direct / procfs <= 0.80 at 1 GiB memfd, {c}"),
+                self.ratio("direct", "procfs", "memfd", GIB, c),
+                |v| v <= 0.80,
+                &state(c, GIB),
+            ));
+        }
+        for (backing, at_most) in [("hugetlb", 0.10), ("thp", 0.20)] {
+            t.push(judge(
+                format!("direct / limit <= {at_most:.2} at 1 GiB {backing}"),
+                self.ratio("direct", "limit", backing, GIB, "fresh"),
+                |v| v <= at_most,
                 "",
             ));
         }
-        let memfd_sizes: Vec<u64> = {
-            let mut s: Vec<u64> = self
-                .results
-                .iter()
-                .filter(|r| r.backing == "memfd" && r.method == "direct")
-                .map(|r| r.size)
-                .collect();
-            s.dedup();
-            s
-        };
-        for &size in &memfd_sizes {
-            let extrapolated = self
-                .row("per_page", "memfd", size)
-                .is_some_and(|r| r.extrapolated);
-            t.push(judge(
-                format!("per_page / direct >= 50 at {} memfd", human(size)),
-                self.ratio("per_page", "direct", size),
-                |v| v >= 50.0,
-                if extrapolated {
-                    "per_page extrapolated from a sample"
-                } else {
-                    ""
-                },
-            ));
-        }
-        let service = (|| {
-            let s = self.row("service", "memfd", GIB)?.median_ns as f64;
-            let l = self.row("limit", "memfd", GIB)?.median_ns as f64;
-            let p = self.row("pin", "memfd", GIB)?.median_ns as f64;
-            Some(s / (l + p))
-        })();
-        let mut service = judge(
-            "service / (limit + pin) <= 2.0 at 1 GiB memfd".into(),
-            service,
-            |v| v <= 2.0,
-            "",
-        );
-        if let (Some(m), Some(s)) = (
-            self.row("map", "memfd", GIB),
-            self.row("service", "memfd", GIB),
-        ) {
-            service.detail = format!(
-                "the service's own mapping (mmap + populate) takes {} of its {}",
-                duration(m.median_ns),
-                duration(s.median_ns)
+        for &c in &conditions {
+            let service = (|| {
+                let s = self.median("service", "memfd", GIB, c)?;
+                let l = self.median("limit", "memfd", GIB, c)?;
+                let p = self.median("pin", "memfd", GIB, c)?;
+                Some(s / (l + p))
+            })();
+            let mut target = judge(
+                format!("service / (limit + pin) <= 1.20 at 1 GiB memfd, {c}"),
+                service,
+                |v| v <= 1.20,
+                "",
             );
+            if let (Some(m), Some(s)) = (
+                self.row("map", "memfd", GIB, c),
+                self.row("service", "memfd", GIB, c),
+            ) {
+                target.detail = format!(
+                    "the service's own mapping (mmap + populate) takes {} of its {}",
+                    duration(m.median_ns),
+                    duration(s.median_ns)
+                );
+            }
+            t.push(target);
+            let small = (|| {
+                let s = self.median("service", "memfd", 64 * KIB, c)?;
+                let r = self.median("roundtrip", "memfd", 64 * KIB, c)?;
+                let l = self.median("limit", "memfd", 64 * KIB, c)?;
+                let p = self.median("pin", "memfd", 64 * KIB, c)?;
+                Some(s / (3.0 * r + p + l))
+            })();
+            t.push(judge(
+                format!("service / (3 x roundtrip + pin + limit) <= 1.50 at 64 KiB memfd, {c}"),
+                small,
+                |v| v <= 1.50,
+                "",
+            ));
+            for (a, b) in [
+                ("fill", "memset"),
+                ("verify", "readsum"),
+                ("probe", "populate"),
+            ] {
+                let at_most = if a == "probe" { 1.60 } else { 1.50 };
+                t.push(judge(
+                    format!("{a} / {b} <= {at_most:.2} at 1 GiB memfd, {c}"),
+                    self.ratio(a, b, "memfd", GIB, c),
+                    |v| v <= at_most,
+                    "",
+                ));
+            }
         }
-        t.push(service);
+        t.push(judge(
+            "map_json / map_table <= 1.20 at 1 GiB memfd, fragmented".into(),
+            self.ratio("map_json", "map_table", "memfd", GIB, "fragmented"),
+            |v| v <= 1.20,
+            &state("fragmented", GIB),
+        ));
+        // The first benchmark's targets still hold.
+        for &c in &conditions {
+            for size in [GIB, 4 * GIB] {
+                t.push(judge(
+                    format!("direct / limit <= 1.15 at {} memfd, {c}", human(size)),
+                    self.ratio("direct", "limit", "memfd", size, c),
+                    |v| v <= 1.15,
+                    "",
+                ));
+            }
+            let sizes: Vec<u64> = {
+                let mut s: Vec<u64> = self
+                    .results
+                    .iter()
+                    .filter(|r| r.backing == "memfd" && r.method == "direct" && r.condition == c)
+                    .map(|r| r.size)
+                    .collect();
+                s.dedup();
+                s
+            };
+            for size in sizes {
+                let extrapolated = self
+                    .row("per_page", "memfd", size, c)
+                    .is_some_and(|r| r.extrapolated);
+                t.push(judge(
+                    format!("per_page / direct >= 50 at {} memfd, {c}", human(size)),
+                    self.ratio("per_page", "direct", "memfd", size, c),
+                    |v| v >= 50.0,
+                    if extrapolated {
+                        "per_page extrapolated from a sample"
+                    } else {
+                        ""
+                    },
+                ));
+            }
+        }
         let rss = self
             .rss
             .iter()
@@ -216,24 +317,55 @@ impl Report {
 
     pub fn table(&self) -> String {
         let mut s = String::new();
+        let m = &self.machine;
         let _ = writeln!(
             s,
-            "{:<8} {:>7}  {:<10} {:>10}  {:>21}  {:>8}  {:>9}  {:>8}",
-            "backing", "size", "method", "median", "min - max", "x limit", "ns/page", "segments"
+            "{}; kernel {}, {} CPUs, {} memory, {} pages ({})\n",
+            m.date,
+            m.kernel,
+            m.cpus,
+            human(m.memory_bytes),
+            human(m.page_size),
+            m.note
+        );
+        let _ = writeln!(
+            s,
+            "{:<8} {:>7}  {:<10}  {:<10} {:>10}  {:>21}  {:>8}  {:>9}  {:>8}",
+            "backing",
+            "size",
+            "condition",
+            "method",
+            "median",
+            "min - max",
+            "x limit",
+            "ns/page",
+            "segments"
         );
         let mut last = None;
         for r in &self.results {
-            if last.is_some() && last != Some((r.backing, r.size)) {
+            let case = (r.backing, r.size, r.condition);
+            if last.is_some() && last != Some(case) {
                 s.push('\n');
             }
-            last = Some((r.backing, r.size));
+            if last != Some(case) {
+                let _ = writeln!(
+                    s,
+                    "# {} {} {}: {:.0} segments per GiB",
+                    r.backing,
+                    human(r.size),
+                    r.condition,
+                    r.segments_per_gib
+                );
+            }
+            last = Some(case);
             let ratio = r.ratio_to_limit.map_or("-".into(), |v| format!("{v:.2}"));
             let note = if r.extrapolated { " *" } else { "" };
             let _ = writeln!(
                 s,
-                "{:<8} {:>7}  {:<10} {:>10}  {:>21}  {:>8}  {:>9.1}  {:>8}{note}",
+                "{:<8} {:>7}  {:<10}  {:<10} {:>10}  {:>21}  {:>8}  {:>9.1}  {:>8}{note}",
                 r.backing,
                 human(r.size),
+                r.condition,
                 r.method,
                 duration(r.median_ns),
                 format!("{} - {}", duration(r.min_ns), duration(r.max_ns)),

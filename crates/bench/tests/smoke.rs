@@ -1,5 +1,6 @@
-//! Keeps the benchmark from rotting: runs it on small buffers and checks the
-//! JSON it prints (shape, every method present with a positive time, every
+//! Keeps the benchmark from rotting: runs it on small buffers, fresh and
+//! fragmented, and checks the JSON it prints (shape, every method present
+//! in both conditions with a positive time and the buffer's segments, every
 //! target evaluated or marked not measured). No timing thresholds: the
 //! benchmark's targets are reported, never enforced.
 #![cfg(target_os = "linux")]
@@ -21,6 +22,8 @@ fn small_run_prints_complete_json() {
             "1",
             "--hugetlb",
             "0",
+            "--thp",
+            "4M",
             "--json",
         ])
         .output()
@@ -32,16 +35,48 @@ fn small_run_prints_complete_json() {
     );
     let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document on stdout");
     let results = doc["results"].as_array().expect("results");
-    for size in [64u64 << 10, 1 << 20] {
-        for method in ["limit", "direct", "per_page", "procfs", "service", "pin"] {
+    let methods = [
+        "limit",
+        "direct",
+        "per_page",
+        "procfs",
+        "service",
+        "pin",
+        "roundtrip",
+        "memset",
+        "fill",
+        "readsum",
+        "verify",
+        "populate",
+        "probe",
+    ];
+    for (size, condition) in [64u64 << 10, 1 << 20]
+        .into_iter()
+        .flat_map(|s| ["fresh", "fragmented"].map(|c| (s, c)))
+    {
+        for method in methods {
             let row = results
                 .iter()
-                .find(|r| r["method"] == method && r["size"] == size && r["backing"] == "memfd")
-                .unwrap_or_else(|| panic!("no result for {method} at {size}"));
+                .find(|r| {
+                    r["method"] == method
+                        && r["size"] == size
+                        && r["backing"] == "memfd"
+                        && r["condition"] == condition
+                })
+                .unwrap_or_else(|| panic!("no result for {method} at {size} {condition}"));
+            assert!(
+                row["segments"].as_u64().is_some_and(|v| v > 0),
+                "{method} at {size} {condition}: segments {}",
+                row["segments"]
+            );
+            assert!(
+                row["segments_per_gib"].as_f64().is_some_and(|v| v > 0.0),
+                "{method} at {size} {condition}: no segments per GiB"
+            );
             for key in ["median_ns", "min_ns", "max_ns"] {
                 assert!(
                     row[key].as_u64().is_some_and(|v| v > 0),
-                    "{method} at {size}: {key} is {}",
+                    "{method} at {size} {condition}: {key} is {}",
                     row[key]
                 );
             }
@@ -49,10 +84,19 @@ fn small_run_prints_complete_json() {
             assert!(row["median_ns"].as_u64() <= row["max_ns"].as_u64());
             assert!(
                 row["ratio_to_limit"].as_f64().is_some_and(|v| v > 0.0),
-                "{method} at {size}: no ratio to the limit"
+                "{method} at {size} {condition}: no ratio to the limit"
             );
         }
     }
+    // The THP row runs where the kernel collapses shmem, else says why not.
+    let thp = results
+        .iter()
+        .any(|r| r["backing"] == "thp" && r["method"] == "direct");
+    let skipped = doc["skipped"].as_array().expect("skipped");
+    assert!(
+        thp || skipped.iter().any(|k| k["what"] == "thp 4 MiB"),
+        "no THP row and no reason: {skipped:?}"
+    );
     let rss = doc["rss"].as_array().expect("rss");
     assert!(
         rss.iter()

@@ -12,11 +12,23 @@ pub fn data(text: &str) -> io::Result<()> {
     }
 }
 
-/// Writes one JSON document and a newline to stdout.
-pub fn json<T: serde::Serialize>(value: &T) -> io::Result<()> {
-    let mut text = serde_json::to_string_pretty(value).map_err(io::Error::other)?;
-    text.push('\n');
-    data(&text)
+/// Writes one JSON document and a newline to stdout: compact, or indented
+/// with `pretty`. The document is streamed through a buffer, never built
+/// as one string first: a map with a row per page is tens of megabytes.
+pub fn json<T: serde::Serialize>(value: &T, pretty: bool) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, io::stdout().lock());
+    let written = if pretty {
+        serde_json::to_writer_pretty(&mut out, value)
+    } else {
+        serde_json::to_writer(&mut out, value)
+    }
+    .map_err(io::Error::from)
+    .and_then(|_| out.write_all(b"\n"))
+    .and_then(|_| out.flush());
+    match written {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 /// The command's one document on stdout: `value` as JSON, or the table
@@ -27,7 +39,7 @@ pub fn document<T: serde::Serialize>(
     table: impl FnOnce(&T) -> String,
 ) -> Result<(), unimem::Error> {
     if as_json {
-        json(value)
+        json(value, true)
     } else {
         data(&table(value))
     }

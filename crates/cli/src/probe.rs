@@ -33,6 +33,9 @@ pub struct ProbeArgs {
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Indent the JSON document (compact by default).
+    #[arg(long, requires = "json")]
+    pub pretty: bool,
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
@@ -87,7 +90,7 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
         );
         svg.write(view.map, subject, args.quiet)?;
     }
-    view::finish(&view, args.json, args.all, args.hold)
+    view::finish(&view, args.json, args.pretty, args.all, args.hold)
 }
 
 fn outcome_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> {

@@ -114,7 +114,7 @@ impl PageFlags {
     /// The name of set bit `bit` in this word: page-types' name, with the
     /// overloaded bits named by the kind of page (`expand_overloaded_flags`
     /// in page-types.c); unnamed bits are `bitN`.
-    fn bit_name(self, bit: u32) -> String {
+    fn bit_name(self, bit: u32) -> std::borrow::Cow<'static, str> {
         let w = self.0;
         let overloaded = match 1u64 << bit {
             OWNER_2 if w & ANON != 0 => Some("anon_exclusive"),
@@ -124,17 +124,22 @@ impl PageFlags {
             _ => None,
         };
         match overloaded.or_else(|| FLAGS.iter().find(|(b, _)| *b == bit).map(|(_, n)| *n)) {
-            Some(name) => name.to_string(),
-            None => format!("bit{bit}"),
+            Some(name) => std::borrow::Cow::Borrowed(name),
+            None => std::borrow::Cow::Owned(format!("bit{bit}")),
         }
     }
 
     /// Names of the set bits, in bit order.
     pub fn names(self) -> Vec<String> {
+        self.name_iter().map(|n| n.into_owned()).collect()
+    }
+
+    /// The names of the set flags, as [`PageFlags::names`] gives them,
+    /// without allocating for the named ones.
+    pub fn name_iter(self) -> impl Iterator<Item = std::borrow::Cow<'static, str>> {
         (0..64u32)
-            .filter(|b| self.0 & (1u64 << b) != 0)
-            .map(|b| self.bit_name(b))
-            .collect()
+            .filter(move |b| self.0 & (1u64 << b) != 0)
+            .map(move |b| self.bit_name(b))
     }
 
     /// Comma-separated names, or `-` for no flags.

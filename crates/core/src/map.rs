@@ -250,6 +250,32 @@ impl PaMap {
         Ok(())
     }
 
+    /// Appends every extent of `part` (a map of the range that follows
+    /// this one's end) as if each were pushed in turn: the first coalesces
+    /// with this map's last extent where it continues it; the others, which
+    /// `part` has already coalesced, are copied with their offsets moved.
+    pub fn append(&mut self, part: &PaMap) -> Result<(), MapError> {
+        let base = self.filled_to();
+        let Some((first, rest)) = part.segments.split_first() else {
+            return Ok(());
+        };
+        match base.checked_add(part.filled_to()) {
+            Some(end) if end <= self.total_length => {}
+            _ => {
+                return Err(MapError::PastEnd {
+                    offset: base,
+                    total: self.total_length,
+                })
+            }
+        }
+        self.push(first.length, first.target)?;
+        self.segments.extend(rest.iter().map(|s| Segment {
+            offset: s.offset + base,
+            ..*s
+        }));
+        Ok(())
+    }
+
     /// Bytes that have an address.
     pub fn mapped_bytes(&self) -> u64 {
         self.address_segments().map(|s| s.length).sum()
@@ -407,5 +433,34 @@ mod tests {
             Err(MapError::AddressOverflow { offset: 0 })
         );
         assert!(m.segments().is_empty());
+    }
+
+    #[test]
+    fn append_equals_pushing_each_extent() {
+        let parts = [
+            vec![
+                (4096, Target::Address(0x1000)),
+                (8192, Target::Address(0x9000)),
+            ],
+            vec![(4096, Target::Address(0xb000)), (4096, Target::NotPresent)],
+            vec![(4096, Target::NotPresent), (4096, Target::Address(0x2000))],
+        ];
+        let mut pushed = map(9 * 4096);
+        let mut appended = map(9 * 4096);
+        for p in &parts {
+            let mut part = map(p.iter().map(|e| e.0).sum());
+            for &(l, t) in p {
+                part.push(l, t).unwrap();
+                pushed.push(l, t).unwrap();
+            }
+            appended.append(&part).unwrap();
+        }
+        assert_eq!(appended, pushed);
+        // 0x9000 + 8192 = 0xb000: the border run coalesced.
+        assert_eq!(appended.segments()[1].length, 3 * 4096);
+        let mut small = map(4096);
+        let mut part = map(2 * 4096);
+        part.push(2 * 4096, Target::Address(0)).unwrap();
+        assert!(small.append(&part).is_err());
     }
 }

@@ -127,6 +127,21 @@ pub fn feed_words(
     // The pages gathered but not pushed yet: their target and length.
     let mut run: Option<(Target, u64)> = None;
     for w in entries {
+        // The common case first: a whole present page that continues the
+        // pending run. It extends the run exactly as the general path
+        // below would.
+        if let Some((Target::Address(a), l)) = &mut run {
+            let pfn = w & PFN_MASK;
+            if w & PRESENT != 0 && pfn != 0 && total - offset.min(total) >= page {
+                if let (Some(next), Some(pa)) = (a.checked_add(*l), pfn.checked_mul(page)) {
+                    if pa == next && pa.checked_add(page).is_some() {
+                        *l += page;
+                        offset += page;
+                        continue;
+                    }
+                }
+            }
+        }
         let len = page.min(total - offset.min(total));
         let target = match Entry(w).state() {
             PageState::Present(pfn) => match pfn.to_phys(base) {

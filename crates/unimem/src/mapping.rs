@@ -23,7 +23,13 @@ pub enum Advice {
     PopulateWrite,
     /// `MADV_HUGEPAGE`: prefer transparent huge pages.
     Hugepage,
+    /// `MADV_COLLAPSE` (Linux 6.1+): rebuild the range in transparent huge
+    /// pages now, copying the bytes, whatever the THP sysfs modes say.
+    Collapse,
 }
+
+/// `MADV_COLLAPSE` from `include/uapi/asm-generic/mman-common.h`.
+const MADV_COLLAPSE: i32 = 25;
 
 /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, fd, offset)`, unmapped
 /// on drop.
@@ -79,6 +85,20 @@ impl Mapping {
     /// kinds of advice that cannot invalidate what a slice of it shows.
     pub fn advise(&self, advice: Advice) -> rustix::io::Result<()> {
         let advice = match advice {
+            Advice::Collapse => {
+                // SAFETY: as below; collapsing copies every byte into the
+                // new huge page before the old pages go, so the contents
+                // any slice shows stay the same.
+                let r = unsafe { libc::madvise(self.ptr.as_ptr().cast(), self.len, MADV_COLLAPSE) };
+                return if r == 0 {
+                    Ok(())
+                } else {
+                    Err(
+                        rustix::io::Errno::from_io_error(&std::io::Error::last_os_error())
+                            .unwrap_or(rustix::io::Errno::INVAL),
+                    )
+                };
+            }
             Advice::PopulateRead => mm::Advice::LinuxPopulateRead,
             Advice::PopulateWrite => mm::Advice::LinuxPopulateWrite,
             Advice::Hugepage => mm::Advice::LinuxHugepage,

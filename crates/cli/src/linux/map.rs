@@ -10,6 +10,7 @@ use std::fmt::Write;
 use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
 use unimem::Result;
+use unimem_core::kpageflags::PageFlags;
 use unimem_core::report::{shown_rows, Shown};
 use unimem_core::size::{human, parse_address, ByteSize};
 use unimem_core::{Coverage, Target, VirtAddr};
@@ -28,6 +29,9 @@ pub struct MapArgs {
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Indent the JSON document (compact by default).
+    #[arg(long, requires = "json")]
+    pub pretty: bool,
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
@@ -58,7 +62,7 @@ pub fn run(args: &MapArgs) -> Result<ExitCode> {
         svg.write(&pm.map, subject, false)?;
     }
     if args.json {
-        output::json(&MapJson::new(&pm)).map_err(io_error)?;
+        output::json(&MapJson::new(&pm), args.pretty).map_err(io_error)?;
     } else {
         output::data(&render(&pm, args.all)).map_err(io_error)?;
     }
@@ -149,8 +153,11 @@ fn render(pm: &ProcessMap, all: bool) -> String {
     out
 }
 
+/// The JSON document of a map. Rows are serialized straight from the
+/// process map as the writer asks for them: a map with a row per page has
+/// hundreds of thousands, and copying them first would double the work.
 #[derive(Serialize)]
-struct MapJson {
+struct MapJson<'a> {
     pid: u32,
     address_kind: &'static str,
     page_size: u64,
@@ -158,11 +165,33 @@ struct MapJson {
     total_length: u64,
     mapped_bytes: u64,
     coverage: Coverage,
-    segments: Vec<RowJson>,
+    segments: Rows<'a>,
+}
+
+/// Every row of a process map, as a JSON array of [`RowJson`].
+struct Rows<'a>(&'a ProcessMap);
+
+impl Serialize for Rows<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let pm = self.0;
+        s.collect_seq(pm.rows.iter().map(|r| RowJson {
+            virtual_address: pm.va.0 + r.offset,
+            offset: r.offset,
+            address: match r.target {
+                Target::Address(a) => Some(a),
+                _ => None,
+            },
+            length: r.length,
+            state: r.target.name(),
+            flags: FlagNames(r.flags),
+            flags_raw: r.flags.map(|f| f.0),
+            mapping: r.mapping.as_deref(),
+        }))
+    }
 }
 
 #[derive(Serialize)]
-struct RowJson {
+struct RowJson<'a> {
     virtual_address: u64,
     offset: u64,
     /// `null` for holes.
@@ -170,14 +199,23 @@ struct RowJson {
     length: u64,
     state: &'static str,
     /// What every page of the row has, named as page-types names them.
-    flags: Vec<String>,
+    flags: FlagNames,
     /// The same bits as one word (`null` for holes and device memory).
     flags_raw: Option<u64>,
-    mapping: Option<String>,
+    mapping: Option<&'a str>,
 }
 
-impl MapJson {
-    fn new(pm: &ProcessMap) -> Self {
+/// The names of a row's page flags as a JSON array (empty without flags).
+struct FlagNames(Option<PageFlags>);
+
+impl Serialize for FlagNames {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.into_iter().flat_map(PageFlags::name_iter))
+    }
+}
+
+impl<'a> MapJson<'a> {
+    fn new(pm: &'a ProcessMap) -> Self {
         let map = &pm.map;
         MapJson {
             pid: pm.pid,
@@ -187,23 +225,7 @@ impl MapJson {
             total_length: map.total_length(),
             mapped_bytes: map.mapped_bytes(),
             coverage: map.coverage(),
-            segments: pm
-                .rows
-                .iter()
-                .map(|r| RowJson {
-                    virtual_address: pm.va.0 + r.offset,
-                    offset: r.offset,
-                    address: match r.target {
-                        Target::Address(a) => Some(a),
-                        _ => None,
-                    },
-                    length: r.length,
-                    state: r.target.name(),
-                    flags: r.flags.map(|f| f.names()).unwrap_or_default(),
-                    flags_raw: r.flags.map(|f| f.0),
-                    mapping: r.mapping.clone(),
-                })
-                .collect(),
+            segments: Rows(pm),
         }
     }
 }

@@ -36,11 +36,17 @@ impl ProbeView<'_> {
     }
 }
 
-/// Prints the view (table or JSON), holds the surface if asked, and
-/// returns the exit code: 0 verified, 1 not.
-pub fn finish(view: &ProbeView<'_>, json: bool, all: bool, hold: bool) -> Result<ExitCode> {
+/// Prints the view (table, or JSON indented with `pretty`), holds the
+/// surface if asked, and returns the exit code: 0 verified, 1 not.
+pub fn finish(
+    view: &ProbeView<'_>,
+    json: bool,
+    pretty: bool,
+    all: bool,
+    hold: bool,
+) -> Result<ExitCode> {
     if json {
-        output::json(&ProbeJson::new(view)).map_err(io_error)?;
+        output::json(&ProbeJson::new(view), pretty).map_err(io_error)?;
     } else {
         output::data(&render(view, all)).map_err(io_error)?;
         if !view.resolver.pinned && view.map.coverage() == Coverage::Full {

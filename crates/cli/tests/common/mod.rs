@@ -188,8 +188,12 @@ impl HeldProbe {
         let json = loop {
             let n = std::io::Read::read(&mut stdout, &mut buf).unwrap();
             out.extend_from_slice(&buf[..n]);
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out) {
-                break v;
+            // The document ends with a newline: parse only then, not after
+            // every read (a map of a fragmented 4 GiB is tens of megabytes).
+            if out.ends_with(b"\n") {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&out) {
+                    break v;
+                }
             }
             if n == 0 {
                 let log = rx

@@ -8,7 +8,7 @@ use super::{Prepared, Resolver};
 use crate::error::Result;
 use crate::pagemap::Pagemap;
 use crate::pin::Pin;
-use crate::surface::Surface;
+use crate::surface::{Backing, Surface};
 
 /// A [`Resolver`] that reads `/proc/self/pagemap` in this process: physical
 /// addresses, pinned first unless made with [`DirectResolver::unpinned`].
@@ -60,9 +60,13 @@ impl Resolver for DirectResolver {
         } else {
             None
         };
-        let map = self
-            .pagemap
-            .resolve(surface.addr(), surface.len(), surface.page_size())?;
+        let map = match surface.backing() {
+            Backing::Thp => self.pagemap.resolve_thp(surface.addr(), surface.len())?,
+            Backing::Memfd | Backing::Hugetlb => {
+                self.pagemap
+                    .resolve(surface.addr(), surface.len(), surface.page_size())?
+            }
+        };
         let pinned = pin.is_some();
         let hold = pin.map(|p| Box::new(p) as Box<dyn Send>);
         Ok(Prepared::new(map, pinned, hold))

@@ -1,7 +1,7 @@
 //! The Linux surface: a memfd of any size, rounded up to its page size,
 //! mapped shared and populated. Backings: plain shmem (base pages), hugetlb
-//! (`MFD_HUGETLB`, from the reserved pool) and shmem THP (where
-//! `shmem_enabled` allows it).
+//! (`MFD_HUGETLB`, from the reserved pool) and shmem THP (collapsed with
+//! `MADV_COLLAPSE`, which works whatever `shmem_enabled` says).
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::mapping::{Advice, Mapping};
@@ -134,6 +134,9 @@ impl Surface {
             page_size,
         };
         surface.populate()?;
+        if backing == Backing::Thp {
+            surface.collapse()?;
+        }
         Ok(surface)
     }
 
@@ -218,6 +221,41 @@ impl Surface {
                 e.into(),
             )),
         }
+    }
+
+    /// Rebuilds a THP surface in huge pages with `MADV_COLLAPSE`, so it is
+    /// huge even where `shmem_enabled` is `never` and the fault path gave
+    /// base pages.
+    fn collapse(&self) -> Result<()> {
+        self.mapping.advise(Advice::Collapse).map_err(|e| {
+            let mode = system::thp_mode(system::THP_SHMEM_ENABLED).unwrap_or_default();
+            let why = match e {
+                rustix::io::Errno::INVAL if mode == "never" => format!(
+                    "this kernel refuses to collapse shmem while {} is 'never' (some kernels \
+                     collapse anyway, others, like 6.18, do not): as root, echo advise > {} and \
+                     retry, or use --backing hugetlb",
+                    system::THP_SHMEM_ENABLED,
+                    system::THP_SHMEM_ENABLED
+                ),
+                rustix::io::Errno::INVAL => format!(
+                    "this kernel has no MADV_COLLAPSE for shmem (Linux 6.1+ is needed; {} is \
+                     '{mode}'): use --backing hugetlb",
+                    system::THP_SHMEM_ENABLED
+                ),
+                rustix::io::Errno::AGAIN | rustix::io::Errno::NOMEM => {
+                    "the kernel found no free huge pages (memory fragmented?): retry, or as root \
+                     echo 1 > /proc/sys/vm/compact_memory first"
+                        .to_string()
+                }
+                _ => "the kernel refused to collapse the surface into transparent huge pages"
+                    .to_string(),
+            };
+            Error::with_source(
+                ErrorKind::Unsupported,
+                format!("MADV_COLLAPSE failed: {why}"),
+                e.into(),
+            )
+        })
     }
 
     pub fn len(&self) -> u64 {
@@ -340,10 +378,12 @@ fn check_shmem_thp() -> Result<()> {
             ErrorKind::Unsupported,
             format!("this kernel has no shmem THP ({} is missing)", system::THP_SHMEM_ENABLED),
         )),
-        Some(mode @ ("never" | "deny")) => Err(Error::new(
+        // `never` only stops the fault path: MADV_COLLAPSE still builds
+        // huge pages. `deny` refuses them to every caller.
+        Some("deny") => Err(Error::new(
             ErrorKind::Unsupported,
             format!(
-                "shmem THP is off ({} is '{mode}'): as root, echo advise > {} and retry, or use --backing hugetlb",
+                "shmem THP is off ({} is 'deny', which refuses even MADV_COLLAPSE): as root, echo advise > {} and retry, or use --backing hugetlb",
                 system::THP_SHMEM_ENABLED,
                 system::THP_SHMEM_ENABLED
             ),
