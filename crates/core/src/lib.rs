@@ -9,6 +9,7 @@
 
 pub mod addr;
 pub mod checksum;
+pub mod device;
 pub mod iokit;
 pub mod kpageflags;
 pub mod map;
