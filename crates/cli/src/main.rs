@@ -12,6 +12,7 @@ use std::process::ExitCode;
 #[cfg(target_os = "linux")]
 mod info;
 // Compiled with unimem_apple_check on Linux too, so CI checks it.
+mod device;
 #[cfg(any(target_os = "macos", unimem_apple_check))]
 #[cfg_attr(target_os = "linux", allow(dead_code))]
 mod info_macos;

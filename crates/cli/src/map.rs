@@ -1,6 +1,7 @@
 //! `unimem map`: the address map of an existing range of any process, with
 //! page flags from /proc/kpageflags.
 
+use crate::device::DeviceArgs;
 use crate::output::{self, io_error};
 use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
 use clap::Args;
@@ -9,6 +10,7 @@ use std::fmt::Write;
 use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
 use unimem::Result;
+use unimem_core::device::{render_verdict, DeviceVerdict};
 use unimem_core::report::{shown_rows, Shown};
 use unimem_core::size::{parse_address, parse_size};
 use unimem_core::{Coverage, Target, VirtAddr};
@@ -30,6 +32,9 @@ pub struct MapArgs {
     /// Print every row of a large map.
     #[arg(long)]
     pub all: bool,
+    /// A device's DMA limits to judge the map against.
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
@@ -45,14 +50,23 @@ fn parse_len_arg(text: &str) -> std::result::Result<u64, String> {
 }
 
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
+    args.device.validate()?;
     let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len)?;
+    let verdict = args.device.verdict(&pm.map);
     if args.json {
-        output::json(&MapJson::new(&pm)).map_err(io_error)?;
+        let mut doc = MapJson::new(&pm);
+        doc.device = verdict.as_ref();
+        output::json(&doc).map_err(io_error)?;
     } else {
-        output::data(&render(&pm, args.all)).map_err(io_error)?;
+        let mut text = render(&pm, args.all);
+        if let Some(v) = &verdict {
+            text.push_str(&render_verdict(v));
+        }
+        output::data(&text).map_err(io_error)?;
     }
     let full = pm.map.coverage() == Coverage::Full;
-    Ok(ExitCode::from(if full {
+    let device_ok = verdict.as_ref().is_none_or(|v| v.ok);
+    Ok(ExitCode::from(if full && device_ok {
         EXIT_OK
     } else {
         EXIT_VERIFY_FAILED
@@ -139,7 +153,7 @@ fn render(pm: &ProcessMap, all: bool) -> String {
 }
 
 #[derive(Serialize)]
-struct MapJson {
+struct MapJson<'a> {
     pid: u32,
     address_kind: &'static str,
     page_size: u64,
@@ -148,6 +162,8 @@ struct MapJson {
     mapped_bytes: u64,
     coverage: Coverage,
     segments: Vec<RowJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a DeviceVerdict>,
 }
 
 #[derive(Serialize)]
@@ -163,7 +179,7 @@ struct RowJson {
     mapping: Option<String>,
 }
 
-impl MapJson {
+impl MapJson<'_> {
     fn new(pm: &ProcessMap) -> Self {
         let map = &pm.map;
         MapJson {
@@ -191,6 +207,7 @@ impl MapJson {
                     mapping: r.mapping.clone(),
                 })
                 .collect(),
+            device: None,
         }
     }
 }

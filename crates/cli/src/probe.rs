@@ -8,6 +8,7 @@
 mod dext;
 mod view;
 
+use crate::device::DeviceArgs;
 use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use std::process::ExitCode;
@@ -58,6 +59,9 @@ pub struct ProbeArgs {
     /// so its addresses can be used or inspected meanwhile.
     #[arg(long)]
     pub hold: bool,
+    /// A device's DMA limits to judge the map against.
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 #[cfg(target_os = "linux")]
@@ -195,6 +199,7 @@ fn resolver(via: Via, socket: &Path, pin: bool) -> Result<Box<dyn Resolver>> {
 }
 
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
+    args.device.validate()?;
     match args.via {
         #[cfg(any(target_os = "macos", unimem_apple_check))]
         Via::Dext => dext::run(args),
@@ -213,12 +218,9 @@ fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
         resolver.as_mut(),
         |s| output::note(&step_line(&s)),
     )?;
-    view::finish(
-        &linux_view(&outcome, resolver.name()),
-        args.json,
-        args.all,
-        args.hold,
-    )
+    let mut view = linux_view(&outcome, resolver.name());
+    view.device = args.device.verdict(view.map);
+    view::finish(&view, args.json, args.all, args.hold)
 }
 
 #[cfg(target_os = "linux")]
@@ -238,6 +240,7 @@ fn linux_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> 
             name: resolver,
             pinned: o.prepared.pinned,
         },
+        device: None,
     }
 }
 

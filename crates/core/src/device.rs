@@ -343,7 +343,10 @@ pub fn render_verdict(v: &DeviceVerdict) -> String {
         let limit = human_limit(c);
         let line = match (c.constraint, c.ok) {
             ("dma_bits", true) => {
-                format!("DMA mask {limit} bits: every entry lies at or below {:#x}", mask_of(c.limit as u32))
+                format!(
+                    "DMA mask {limit} bits: every entry lies at or below {:#x}",
+                    mask_of(c.limit as u32)
+                )
             }
             ("dma_bits", false) => format!(
                 "DMA mask {limit} bits: {} entries reach above {:#x}",
@@ -358,13 +361,18 @@ pub fn render_verdict(v: &DeviceVerdict) -> String {
                 "segment boundary {limit}: {} address segments split at a boundary",
                 c.segments_split.unwrap_or(0)
             ),
-            ("max_segments", true) => format!("max segments {limit}: the list has {} entries", v.entries),
+            ("max_segments", true) => {
+                format!("max segments {limit}: the list has {} entries", v.entries)
+            }
             ("max_segments", false) => format!(
                 "max segments {limit}: the list has {} entries, {} too many",
                 v.entries, c.violations
             ),
             ("align", true) => format!("alignment {limit}: every entry starts aligned"),
-            (_, _) => format!("alignment {limit}: {} entries start unaligned", c.violations),
+            (_, _) => format!(
+                "alignment {limit}: {} entries start unaligned",
+                c.violations
+            ),
         };
         let _ = writeln!(out, "    [{mark}] {line}");
         if let Some(e) = &c.first_violation {
@@ -561,10 +569,7 @@ mod tests {
         let v = verdict(&map_of(&[(0x10000, 6 * PAGE)]), &c);
         assert_eq!(v.entries, 2);
         assert_eq!(check(&v, "align").violations, 1);
-        assert_eq!(
-            check(&v, "align").first_violation.unwrap().address,
-            0x13000
-        );
+        assert_eq!(check(&v, "align").first_violation.unwrap().address, 0x13000);
     }
 
     #[test]
@@ -579,7 +584,10 @@ mod tests {
         let text = render_verdict(&verdict(&m, &c));
         assert!(text.starts_with("[-] Device constraints VIOLATED: 3 scatter-gather entries from 1 address segments\n"), "{text}");
         assert!(text.contains("    [-] DMA mask 32 bits: 3 entries reach above 0xffffffff\n        first: offset 0x0, address 0x100000000, 65536 bytes\n"), "{text}");
-        assert!(text.contains("    [+] max segment size 64 KiB: 1 address segments split to fit\n"), "{text}");
+        assert!(
+            text.contains("    [+] max segment size 64 KiB: 1 address segments split to fit\n"),
+            "{text}"
+        );
         assert!(text.contains("    [-] max segments 2: the list has 3 entries, 1 too many\n        first: offset 0x20000, address 0x100020000, 4096 bytes\n"), "{text}");
     }
 

@@ -33,6 +33,7 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
             name: "dext",
             pinned: true,
         },
+        device: args.device.verdict(&r.map),
     };
     view::finish(&v, args.json, args.all, args.hold)
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::process::ExitCode;
 use unimem::check::ChecksumCheck;
 use unimem::Result;
+use unimem_core::device::{render_verdict, DeviceVerdict};
 use unimem_core::map::PaMap;
 use unimem_core::pattern::Verification;
 use unimem_core::report::{self, JsonSegment};
@@ -20,14 +21,18 @@ pub struct ProbeView<'a> {
     pub checksums: &'a [ChecksumCheck],
     pub surface: SurfaceJson,
     pub resolver: ResolverJson,
+    /// The verdict on the device limits given on the command line.
+    pub device: Option<DeviceVerdict>,
 }
 
 impl ProbeView<'_> {
-    /// Coverage full, pattern intact, every checksum equal.
+    /// Coverage full, pattern intact, every checksum equal, and every
+    /// device limit given met.
     pub fn verified(&self) -> bool {
         self.map.coverage() == Coverage::Full
             && self.integrity.ok()
             && self.checksums.iter().all(ChecksumCheck::ok)
+            && self.device.as_ref().is_none_or(|d| d.ok)
     }
 }
 
@@ -75,6 +80,9 @@ pub fn render(v: &ProbeView<'_>, all: bool) -> String {
             ));
         }
     }
+    if let Some(d) = &v.device {
+        out.push_str(&render_verdict(d));
+    }
     out
 }
 
@@ -87,6 +95,8 @@ pub struct ProbeJson<'a> {
     verification: VerificationJson<'a>,
     surface: &'a SurfaceJson,
     resolver: &'a ResolverJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a DeviceVerdict>,
 }
 
 #[derive(Serialize)]
@@ -142,6 +152,7 @@ impl<'a> ProbeJson<'a> {
             },
             surface: &v.surface,
             resolver: &v.resolver,
+            device: v.device.as_ref(),
         }
     }
 }
@@ -196,6 +207,7 @@ mod tests {
                 name: "dext",
                 pinned: true,
             },
+            device: None,
         };
         assert!(view.verified());
         let text = render(&view, false);
