@@ -25,6 +25,8 @@ mod serve;
 #[cfg(any(not(target_os = "linux"), unimem_apple_check))]
 #[cfg_attr(target_os = "linux", allow(dead_code))]
 mod unsupported;
+#[cfg(target_os = "linux")]
+mod watch;
 
 #[cfg(target_os = "linux")]
 use info::InfoArgs;
@@ -62,6 +64,11 @@ enum Command {
     #[cfg(not(target_os = "linux"))]
     #[command(hide = true)]
     Serve(unsupported::Rest),
+    /// Re-resolve a range of a process periodically (root) and print every
+    /// page whose physical address changed, with the kernel's migration
+    /// counters meanwhile.
+    #[cfg(target_os = "linux")]
+    Watch(watch::WatchArgs),
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -88,6 +95,8 @@ fn main() -> ExitCode {
         Command::Info(args) => info_macos::run(args),
         #[cfg(target_os = "linux")]
         Command::Serve(args) => serve::run(args),
+        #[cfg(target_os = "linux")]
+        Command::Watch(args) => watch::run(args),
         #[cfg(not(target_os = "linux"))]
         Command::Serve(_) => unsupported::run(
             "serve",

@@ -29,6 +29,10 @@ pub mod service;
 pub mod surface;
 #[cfg(target_os = "linux")]
 pub mod system;
+#[cfg(target_os = "linux")]
+pub mod vmstat;
+#[cfg(target_os = "linux")]
+pub mod watch;
 
 pub use error::{Error, ErrorKind, Result};
 pub use unimem_core as core;
