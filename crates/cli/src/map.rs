@@ -3,6 +3,7 @@
 
 use crate::device::DeviceArgs;
 use crate::output::{self, io_error};
+use crate::probe::view::{render_nodes, NumaJson};
 use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
 use clap::Args;
 use serde::Serialize;
@@ -10,7 +11,9 @@ use std::fmt::Write;
 use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
 use unimem::Result;
+use unimem::{numa, system};
 use unimem_core::device::{render_verdict, DeviceVerdict};
+use unimem_core::numa::split_by_node;
 use unimem_core::report::{shown_rows, Shown};
 use unimem_core::size::{parse_address, parse_size};
 use unimem_core::{Coverage, Target, VirtAddr};
@@ -53,15 +56,19 @@ pub fn run(args: &MapArgs) -> Result<ExitCode> {
     args.device.validate()?;
     let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len)?;
     let verdict = args.device.verdict(&pm.map);
+    let nodes = numa::page_nodes(args.pid, VirtAddr(args.addr), args.len);
+    let by_node = split_by_node(&pm.map, system::page_size().bytes(), &nodes);
     if args.json {
         let mut doc = MapJson::new(&pm);
         doc.device = verdict.as_ref();
+        doc.numa = Some(NumaJson::new(&by_node));
         output::json(&doc).map_err(io_error)?;
     } else {
         let mut text = render(&pm, args.all);
         if let Some(v) = &verdict {
             text.push_str(&render_verdict(v));
         }
+        text.push_str(&render_nodes(&by_node));
         output::data(&text).map_err(io_error)?;
     }
     let full = pm.map.coverage() == Coverage::Full;
@@ -164,6 +171,8 @@ struct MapJson<'a> {
     segments: Vec<RowJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<&'a DeviceVerdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    numa: Option<NumaJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -208,6 +217,7 @@ impl MapJson<'_> {
                 })
                 .collect(),
             device: None,
+            numa: None,
         }
     }
 }

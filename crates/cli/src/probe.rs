@@ -6,7 +6,7 @@
 
 #[cfg(any(target_os = "macos", unimem_apple_check))]
 mod dext;
-mod view;
+pub mod view;
 
 use crate::device::DeviceArgs;
 use clap::builder::PossibleValue;
@@ -220,6 +220,7 @@ fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
     )?;
     let mut view = linux_view(&outcome, resolver.name());
     view.device = args.device.verdict(view.map);
+    view.numa = Some(numa_segments(&outcome));
     view::finish(&view, args.json, args.all, args.hold)
 }
 
@@ -241,7 +242,17 @@ fn linux_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> 
             pinned: o.prepared.pinned,
         },
         device: None,
+        numa: None,
     }
+}
+
+/// The surface's segments split by NUMA node, read in this process (which
+/// maps the surface on every path).
+#[cfg(target_os = "linux")]
+fn numa_segments(o: &ProbeOutcome) -> Vec<unimem_core::numa::NodeSegment> {
+    let nodes = unimem::numa::page_nodes(0, o.surface.addr(), o.surface.len());
+    let base = unimem::system::page_size().bytes();
+    unimem_core::numa::split_by_node(&o.prepared.map, base, &nodes)
 }
 
 #[cfg(target_os = "linux")]

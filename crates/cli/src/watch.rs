@@ -71,7 +71,11 @@ fn parse_interval(text: &str) -> std::result::Result<Duration, String> {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
-        _ => return Err(format!("invalid interval '{text}': expected e.g. 500ms, 1s or 2m")),
+        _ => {
+            return Err(format!(
+                "invalid interval '{text}': expected e.g. 500ms, 1s or 2m"
+            ))
+        }
     };
     if d < Duration::from_millis(10) {
         return Err(format!("interval '{text}' is shorter than 10ms"));
@@ -215,11 +219,7 @@ fn emit(args: &WatchArgs, n: u64, at: Duration, w: &Watcher, t: &Tick) -> Result
             grown.join(", ")
         }
     );
-    let shown = if args.all {
-        t.moves.len()
-    } else {
-        SHOWN_MOVES
-    };
+    let shown = if args.all { t.moves.len() } else { SHOWN_MOVES };
     for m in t.moves.iter().take(shown) {
         let _ = writeln!(
             out,

@@ -299,7 +299,19 @@ fn watch_stops_after_count_and_refuses_bad_values() {
         assert_eq!(out.status.code(), Some(2));
         assert!(stderr(&out).contains(needle), "{}", stderr(&out));
     }
-    let gone = unimem(&["watch", "--pid", "999999999", "--addr", "0x1000", "--len", "4K"]);
+    let gone = unimem(&[
+        "watch",
+        "--pid",
+        "999999999",
+        "--addr",
+        "0x1000",
+        "--len",
+        "4K",
+    ]);
     assert_eq!(gone.status.code(), Some(2));
-    assert!(stderr(&gone).contains("does not exist"), "{}", stderr(&gone));
+    assert!(
+        stderr(&gone).contains("does not exist"),
+        "{}",
+        stderr(&gone)
+    );
 }

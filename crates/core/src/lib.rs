@@ -14,6 +14,7 @@ pub mod iokit;
 pub mod kpageflags;
 pub mod map;
 pub mod maps;
+pub mod numa;
 pub mod pagemap;
 pub mod pattern;
 pub mod report;

@@ -16,6 +16,8 @@ pub mod kpageflags;
 #[cfg(target_os = "linux")]
 pub mod mapping;
 #[cfg(target_os = "linux")]
+pub mod numa;
+#[cfg(target_os = "linux")]
 pub mod pagemap;
 #[cfg(target_os = "linux")]
 pub mod pin;

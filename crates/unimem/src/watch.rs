@@ -173,10 +173,7 @@ impl Watcher {
             let va = VirtAddr(self.va.0 + done as u64 * self.page);
             self.pagemap.read(va, &mut words[..n]).map_err(|e| {
                 if exited(self.pid) {
-                    Error::new(
-                        ErrorKind::NotFound,
-                        format!("process {} exited", self.pid),
-                    )
+                    Error::new(ErrorKind::NotFound, format!("process {} exited", self.pid))
                 } else {
                     e
                 }

@@ -34,6 +34,8 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
             pinned: true,
         },
         device: args.device.verdict(&r.map),
+        // The DEXT's reply carries no node.
+        numa: None,
     };
     view::finish(&v, args.json, args.all, args.hold)
 }

@@ -10,6 +10,7 @@ use unimem::check::ChecksumCheck;
 use unimem::Result;
 use unimem_core::device::{render_verdict, DeviceVerdict};
 use unimem_core::map::PaMap;
+use unimem_core::numa::{per_node, Node, NodeSegment};
 use unimem_core::pattern::Verification;
 use unimem_core::report::{self, JsonSegment};
 use unimem_core::Coverage;
@@ -23,6 +24,8 @@ pub struct ProbeView<'a> {
     pub resolver: ResolverJson,
     /// The verdict on the device limits given on the command line.
     pub device: Option<DeviceVerdict>,
+    /// Address segments split by NUMA node, where the platform tells.
+    pub numa: Option<Vec<NodeSegment>>,
 }
 
 impl ProbeView<'_> {
@@ -83,7 +86,56 @@ pub fn render(v: &ProbeView<'_>, all: bool) -> String {
     if let Some(d) = &v.device {
         out.push_str(&render_verdict(d));
     }
+    if let Some(segments) = &v.numa {
+        out.push_str(&render_nodes(segments));
+    }
     out
+}
+
+/// One line per NUMA node, only when the buffer spans more than one
+/// (a single-node machine prints nothing: every page is on node 0).
+pub fn render_nodes(segments: &[NodeSegment]) -> String {
+    let nodes = per_node(segments);
+    if nodes.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from("NUMA nodes:\n");
+    for (node, bytes, count) in nodes {
+        out.push_str(&format!(
+            "    node {node:<8} {bytes} bytes in {count} segments\n"
+        ));
+    }
+    out
+}
+
+/// The `numa` object of the JSON documents.
+#[derive(Serialize)]
+pub struct NumaJson<'a> {
+    nodes: Vec<NodeBytes>,
+    segments: &'a [NodeSegment],
+}
+
+#[derive(Serialize)]
+struct NodeBytes {
+    node: Node,
+    bytes: u64,
+    segments: usize,
+}
+
+impl<'a> NumaJson<'a> {
+    pub fn new(segments: &'a [NodeSegment]) -> Self {
+        NumaJson {
+            nodes: per_node(segments)
+                .into_iter()
+                .map(|(node, bytes, segments)| NodeBytes {
+                    node,
+                    bytes,
+                    segments,
+                })
+                .collect(),
+            segments,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -97,6 +149,8 @@ pub struct ProbeJson<'a> {
     resolver: &'a ResolverJson,
     #[serde(skip_serializing_if = "Option::is_none")]
     device: Option<&'a DeviceVerdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    numa: Option<NumaJson<'a>>,
 }
 
 #[derive(Serialize)]
@@ -153,6 +207,7 @@ impl<'a> ProbeJson<'a> {
             surface: &v.surface,
             resolver: &v.resolver,
             device: v.device.as_ref(),
+            numa: v.numa.as_deref().map(NumaJson::new),
         }
     }
 }
@@ -208,6 +263,7 @@ mod tests {
                 pinned: true,
             },
             device: None,
+            numa: None,
         };
         assert!(view.verified());
         let text = render(&view, false);
