@@ -1,7 +1,8 @@
 //! `unimem watch`: re-resolves a range of a process every interval and
 //! prints every page whose physical address changed, the kernel's
 //! migration and compaction counters meanwhile, and whether the process
-//! pins memory. Ends after `--count` ticks, on Ctrl-C, or when the process
+//! pins memory. A page read without an address (briefly, while the kernel
+//! tries to migrate it) is not a move; see `unimem::watch`. Ends after `--count` ticks, on Ctrl-C, or when the process
 //! exits, with a summary.
 
 use crate::output::{self, io_error};
@@ -223,10 +224,8 @@ fn emit(args: &WatchArgs, n: u64, at: Duration, w: &Watcher, t: &Tick) -> Result
     for m in t.moves.iter().take(shown) {
         let _ = writeln!(
             out,
-            "    {:#014x}: {} -> {}",
-            m.offset,
-            addr(m.old),
-            addr(m.new)
+            "    {:#014x}: {:#015x} -> {:#015x}",
+            m.offset, m.old, m.new
         );
     }
     if t.moves.len() > shown {
@@ -237,10 +236,6 @@ fn emit(args: &WatchArgs, n: u64, at: Duration, w: &Watcher, t: &Tick) -> Result
         );
     }
     output::data(&out).map_err(io_error)
-}
-
-fn addr(a: Option<u64>) -> String {
-    a.map_or_else(|| "(not present)".to_string(), |a| format!("{a:#015x}"))
 }
 
 fn summary(args: &WatchArgs, end: End, at: Duration, w: &Watcher, t: &Totals) -> Result<()> {

@@ -131,6 +131,20 @@ impl Watch {
     }
 }
 
+/// A reading in which every page has an address: while the kernel tries
+/// to migrate a page (even a pinned one, whose migration then fails) its
+/// entry is briefly a migration entry without one.
+fn all_present(pid: u32, va: u64, len: u64) -> Vec<Option<u64>> {
+    for _ in 0..20 {
+        let a = addresses(pid, va, len);
+        if a.iter().all(Option::is_some) {
+            return a;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("pages of process {pid} stayed without an address");
+}
+
 /// Offsets of every page the watch reported moved, in any tick.
 fn moved_offsets(ticks: &[serde_json::Value]) -> HashSet<u64> {
     ticks
@@ -193,8 +207,8 @@ fn watch_reports_what_compaction_moved_and_nothing_of_a_pinned_surface() {
     for round in 1..=5 {
         let (_fd, buf) = fragmented_buffer(len);
         let va = buf.addr().0;
-        let before = addresses(me, va, len);
-        let pinned_before = addresses(pinned.pid(), pinned.va(), pinned.len());
+        let before = all_present(me, va, len);
+        let pinned_before = all_present(pinned.pid(), pinned.va(), pinned.len());
         let mut free_watch = Watch::start(me, va, len, &[]);
         let mut pin_watch = Watch::start(pinned.pid(), pinned.va(), pinned.len(), &[]);
         let first = free_watch.next();
@@ -205,7 +219,7 @@ fn watch_reports_what_compaction_moved_and_nothing_of_a_pinned_surface() {
         assert_eq!(pin_first["pinned"], "yes", "{pin_first}");
         // The reference must not have moved between its reading and the
         // watch's first one (nothing compacts here, but retry if so).
-        if addresses(me, va, len) != before {
+        if all_present(me, va, len) != before {
             eprintln!("round {round}: pages moved before the watch started; again");
             continue;
         }
@@ -213,8 +227,8 @@ fn watch_reports_what_compaction_moved_and_nothing_of_a_pinned_surface() {
         std::fs::write("/proc/sys/vm/compact_memory", "1").unwrap();
         free_watch.ticks(2);
         pin_watch.ticks(2);
-        let after = addresses(me, va, len);
-        let pinned_after = addresses(pinned.pid(), pinned.va(), pinned.len());
+        let after = all_present(me, va, len);
+        let pinned_after = all_present(pinned.pid(), pinned.va(), pinned.len());
         // One more reading each, after the reference's.
         free_watch.ticks(1);
         pin_watch.ticks(1);
@@ -233,6 +247,14 @@ fn watch_reports_what_compaction_moved_and_nothing_of_a_pinned_surface() {
             reported.len(),
             free_summary["vmstat"]
         );
+        // The watch never reports a move the reference cannot have seen:
+        // every reported move goes from one address to another.
+        for t in &free_ticks {
+            for m in t["moves"].as_array().unwrap() {
+                assert_ne!(m["old"], m["new"], "{m}");
+                assert!(m["old"].is_u64() && m["new"].is_u64(), "{m}");
+            }
+        }
         for off in &moved {
             assert!(
                 reported.contains(off),

@@ -2,8 +2,14 @@
 //! range of a process and reports every page whose physical address
 //! changed since the previous reading, with how much the kernel migrated
 //! and compacted meanwhile (`/proc/vmstat`) and how many bytes the process
-//! pins (`VmPin`). Pages that are not present have no address; a page
-//! becoming present or dropping out is a change too.
+//! pins (`VmPin`).
+//!
+//! A move is a page read at an address other than the last one it was
+//! read at. A reading without an address is not a move: while the kernel
+//! tries to migrate a page, even a pinned one whose migration then fails,
+//! its page-table entry is briefly a migration entry, which pagemap shows
+//! as not present; the page comes back at the same address. Such pages
+//! are counted per reading (`present` is lower), never reported as moved.
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::pagemap::{check_range, Pagemap, HIDDEN_PFNS};
@@ -12,14 +18,13 @@ use crate::vmstat::Counters;
 use unimem_core::pagemap::{Entry, PageState};
 use unimem_core::VirtAddr;
 
-/// One page whose address changed between two readings.
+/// One page read at an address other than the last one it was read at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Move {
     /// Offset of the page from the start of the range.
     pub offset: u64,
-    /// `None`: the page had no address (not present).
-    pub old: Option<u64>,
-    pub new: Option<u64>,
+    pub old: u64,
+    pub new: u64,
 }
 
 /// Whether the range is pinned, as far as `VmPin` of the process tells.
@@ -83,7 +88,7 @@ pub fn exited(pid: u32) -> bool {
 /// What one re-reading found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tick {
-    /// Pages whose address changed since the previous reading.
+    /// Pages read at another address than the last one they were read at.
     pub moves: Vec<Move>,
     /// Pages that have an address now.
     pub present: u64,
@@ -100,7 +105,10 @@ pub struct Watcher {
     len: u64,
     pagemap: Pagemap,
     page: u64,
-    addresses: Vec<Option<u64>>,
+    /// The last address each page was read at (`None`: never yet).
+    known: Vec<Option<u64>>,
+    /// Pages with an address in the latest reading.
+    present: u64,
     counters: Counters,
 }
 
@@ -117,10 +125,12 @@ impl Watcher {
             len,
             pagemap,
             page: base.bytes(),
-            addresses: Vec::new(),
+            known: Vec::new(),
+            present: 0,
             counters: Counters::read()?,
         };
-        w.addresses = w.read_addresses()?;
+        w.known = w.read_addresses()?;
+        w.present = w.known.iter().filter(|a| a.is_some()).count() as u64;
         let tick = w.tick_from(Vec::new(), w.counters.clone());
         Ok((w, tick))
     }
@@ -133,19 +143,21 @@ impl Watcher {
     /// Re-reads the range and reports what changed since the last reading.
     pub fn tick(&mut self) -> Result<Tick> {
         let now = self.read_addresses()?;
-        let moves = self
-            .addresses
-            .iter()
-            .zip(&now)
-            .enumerate()
-            .filter(|(_, (old, new))| old != new)
-            .map(|(i, (old, new))| Move {
-                offset: i as u64 * self.page,
-                old: *old,
-                new: *new,
-            })
-            .collect();
-        self.addresses = now;
+        let mut moves = Vec::new();
+        let mut present = 0;
+        for (i, (known, new)) in self.known.iter_mut().zip(&now).enumerate() {
+            let Some(new) = *new else { continue };
+            present += 1;
+            if let Some(old) = known.filter(|&old| old != new) {
+                moves.push(Move {
+                    offset: i as u64 * self.page,
+                    old,
+                    new,
+                });
+            }
+            *known = Some(new);
+        }
+        self.present = present;
         let counters = Counters::read()?;
         let before = std::mem::replace(&mut self.counters, counters);
         Ok(self.tick_from(moves, before))
@@ -155,7 +167,7 @@ impl Watcher {
         let vm_pin = vm_pin_bytes(self.pid);
         Tick {
             moves,
-            present: self.addresses.iter().filter(|a| a.is_some()).count() as u64,
+            present: self.present,
             vmstat: self.counters.since(&before),
             vm_pin,
             pinned: Pinned::judge(vm_pin, self.len),
@@ -211,23 +223,50 @@ mod tests {
     #[test]
     fn a_buffer_of_this_process_is_watched_and_a_change_is_seen() {
         // Reads PFNs: run as root (as test.sh does).
-        let len = 16 * rustix::param::page_size();
+        let page = rustix::param::page_size();
+        let len = 16 * page;
         let fd = rustix::fs::memfd_create("unimem-watch", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, len as u64).unwrap();
         let mut m = crate::mapping::Mapping::shared(&fd, 0, len).unwrap();
         m.as_mut_slice().fill(1);
+        // This test's own reading of pagemap, one address per page.
+        let reference = |m: &crate::mapping::Mapping| {
+            let f = std::fs::File::open("/proc/self/pagemap").unwrap();
+            let mut bytes = vec![0u8; 16 * 8];
+            std::os::unix::fs::FileExt::read_exact_at(&f, &mut bytes, m.addr().0 / page as u64 * 8)
+                .unwrap();
+            bytes
+                .chunks_exact(8)
+                .map(|b| {
+                    (u64::from_le_bytes(b.try_into().unwrap()) & ((1 << 55) - 1)) * page as u64
+                })
+                .collect::<Vec<u64>>()
+        };
+        let before = reference(&m);
         let (mut w, first) = Watcher::start(std::process::id(), m.addr(), len as u64)
             .expect("watching needs PFNs: run the tests as root");
         assert_eq!(first.present, 16);
         assert!(first.moves.is_empty());
-        // Dropping the pages from the page tables and the file is a change
-        // of every page: each loses its address.
+        // Dropping the pages leaves them without an address: not a move.
         let flags = rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE;
         rustix::fs::fallocate(&fd, flags, 0, len as u64).unwrap();
         let t = w.tick().unwrap();
         assert_eq!(t.present, 0);
-        assert_eq!(t.moves.len(), 16);
-        assert!(t.moves.iter().all(|m| m.old.is_some() && m.new.is_none()));
-        assert_eq!(t.moves[3].offset, 3 * rustix::param::page_size() as u64);
+        assert!(t.moves.is_empty());
+        // Touched again, each page gets a fresh frame: a move wherever it
+        // differs from the address first read.
+        m.as_mut_slice().fill(2);
+        let again = reference(&m);
+        let t = w.tick().unwrap();
+        assert_eq!(t.present, 16);
+        let expected: Vec<Move> = (0..16)
+            .filter(|&i| again[i] != before[i])
+            .map(|i| Move {
+                offset: (i * page) as u64,
+                old: before[i],
+                new: again[i],
+            })
+            .collect();
+        assert_eq!(t.moves, expected);
     }
 }
