@@ -141,8 +141,17 @@ fn usage_error(e: clap::Error) -> ExitCode {
         }
         _ => {
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid usage");
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or("invalid usage");
             let first = first.strip_prefix("error: ").unwrap_or(first);
+            // "required arguments were not provided:" lists them on the
+            // next line; keep them on the one line printed.
+            let detail = match first.ends_with(':') {
+                true => lines.next().map_or("", str::trim),
+                false => "",
+            };
+            let first = format!("{first} {detail}");
+            let first = first.trim_end();
             let _ = writeln!(std::io::stderr(), "unimem: {first} (see unimem --help)");
             ExitCode::from(EXIT_ERROR)
         }

@@ -6,6 +6,8 @@
 
 #[cfg(any(target_os = "macos", unimem_apple_check))]
 mod dext;
+#[cfg(target_os = "linux")]
+mod dma;
 pub mod view;
 
 use crate::device::DeviceArgs;
@@ -62,6 +64,16 @@ pub struct ProbeArgs {
     /// A device's DMA limits to judge the map against.
     #[command(flatten)]
     pub device: DeviceArgs,
+    /// After prepare, read FILE with O_DIRECT into the pinned surface (a
+    /// block device's DMA), then verify addresses and bytes.
+    #[cfg(target_os = "linux")]
+    #[arg(long, value_name = "FILE")]
+    pub dma_from: Option<PathBuf>,
+    /// Bytes to DMA from the start of FILE (default: the whole surface);
+    /// the rest of the surface must keep its test pattern.
+    #[cfg(target_os = "linux")]
+    #[arg(long, value_name = "SIZE", requires = "dma_from", value_parser = parse_positive_size)]
+    pub dma_len: Option<u64>,
 }
 
 #[cfg(target_os = "linux")]
@@ -210,15 +222,37 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
 
 #[cfg(target_os = "linux")]
 fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
+    let dma_source = args.dma_from.as_deref().map(dma::open).transpose()?;
     let mut resolver = resolver(via, &args.socket, !args.no_pin)?;
-    let outcome = probe::probe(
+    let mut outcome = probe::probe(
         args.size,
         args.backing.into(),
         probe::fresh_salt(),
         resolver.as_mut(),
         |s| output::note(&step_line(&s)),
     )?;
+    let dma_report = match (&dma_source, &args.dma_from) {
+        (Some(src), Some(path)) => {
+            output::note(&format!(
+                "[*] Reading {} into the surface with O_DIRECT...",
+                path.display()
+            ));
+            Some(dma::run(
+                src,
+                path,
+                args.dma_len,
+                &mut outcome,
+                resolver.as_mut(),
+            )?)
+        }
+        _ => None,
+    };
     let mut view = linux_view(&outcome, resolver.name());
+    view.dma = dma_report.map(|r| view::DmaView {
+        ok: r.ok,
+        lines: r.lines(),
+        json: serde_json::to_value(&r).unwrap_or_default(),
+    });
     view.device = args.device.verdict(view.map);
     view.numa = Some(numa_segments(&outcome));
     view::finish(&view, args.json, args.all, args.hold)
@@ -243,6 +277,7 @@ fn linux_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> 
         },
         device: None,
         numa: None,
+        dma: None,
     }
 }
 

@@ -8,6 +8,8 @@
 #![deny(unsafe_code)]
 
 pub mod check;
+#[cfg(target_os = "linux")]
+pub mod dma;
 pub mod error;
 #[cfg(target_os = "linux")]
 pub mod inspect;

@@ -36,6 +36,7 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
         device: args.device.verdict(&r.map),
         // The DEXT's reply carries no node.
         numa: None,
+        dma: None,
     };
     view::finish(&v, args.json, args.all, args.hold)
 }

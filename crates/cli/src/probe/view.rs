@@ -26,6 +26,17 @@ pub struct ProbeView<'a> {
     pub device: Option<DeviceVerdict>,
     /// Address segments split by NUMA node, where the platform tells.
     pub numa: Option<Vec<NodeSegment>>,
+    /// What a DMA into the prepared surface showed (`--dma-from`).
+    pub dma: Option<DmaView>,
+}
+
+/// A DMA's verdict, already rendered for both outputs.
+pub struct DmaView {
+    pub ok: bool,
+    /// Its `[+]`/`[-]` lines.
+    pub lines: String,
+    /// Its JSON object.
+    pub json: serde_json::Value,
 }
 
 impl ProbeView<'_> {
@@ -36,6 +47,7 @@ impl ProbeView<'_> {
             && self.integrity.ok()
             && self.checksums.iter().all(ChecksumCheck::ok)
             && self.device.as_ref().is_none_or(|d| d.ok)
+            && self.dma.as_ref().is_none_or(|d| d.ok)
     }
 }
 
@@ -82,6 +94,9 @@ pub fn render(v: &ProbeView<'_>, all: bool) -> String {
                 c.length, c.offset, c.resolver, c.local
             ));
         }
+    }
+    if let Some(d) = &v.dma {
+        out.push_str(&d.lines);
     }
     if let Some(d) = &v.device {
         out.push_str(&render_verdict(d));
@@ -151,6 +166,8 @@ pub struct ProbeJson<'a> {
     device: Option<&'a DeviceVerdict>,
     #[serde(skip_serializing_if = "Option::is_none")]
     numa: Option<NumaJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dma: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -208,6 +225,7 @@ impl<'a> ProbeJson<'a> {
             resolver: &v.resolver,
             device: v.device.as_ref(),
             numa: v.numa.as_deref().map(NumaJson::new),
+            dma: v.dma.as_ref().map(|d| &d.json),
         }
     }
 }
@@ -264,6 +282,7 @@ mod tests {
             },
             device: None,
             numa: None,
+            dma: None,
         };
         assert!(view.verified());
         let text = render(&view, false);
