@@ -158,9 +158,14 @@ impl DmaReport {
         let ours = self.surface_checksum == self.expected_checksum;
         let _ = writeln!(
             out,
-            "[{}] Surface bytes {} the file's ({:#018x}, expected {:#018x})",
+            "[{}] Surface bytes {} the file's{} ({:#018x}, expected {:#018x})",
             mark(ours),
             if ours { "equal" } else { "DIFFER from" },
+            if self.uncovered.checked_bytes > 0 {
+                ", then the pattern"
+            } else {
+                ""
+            },
             self.surface_checksum,
             self.expected_checksum
         );
