@@ -74,6 +74,21 @@ pub struct ProbeArgs {
     #[cfg(target_os = "linux")]
     #[arg(long, value_name = "SIZE", requires = "dma_from", value_parser = parse_positive_size)]
     pub dma_len: Option<u64>,
+    /// Order of the surface's huge pages in the buffer: as the file has
+    /// them, or by physical address so adjacent ones coalesce (needs
+    /// --backing hugetlb and the direct resolver).
+    #[cfg(target_os = "linux")]
+    #[arg(long, value_enum, default_value_t = Arrange::File)]
+    pub arrange: Arrange,
+}
+
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Arrange {
+    /// in file order (the kernel's choice of virtual layout)
+    File,
+    /// ordered by physical address
+    Physical,
 }
 
 #[cfg(target_os = "linux")]
@@ -223,14 +238,40 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
 #[cfg(target_os = "linux")]
 fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
     let dma_source = args.dma_from.as_deref().map(dma::open).transpose()?;
+    if args.arrange == Arrange::Physical && args.backing != BackingArg::Hugetlb {
+        return Err(Error::new(
+            ErrorKind::InvalidRequest,
+            "--arrange physical needs --backing hugetlb: only huge pages stay where they are once ordered",
+        ));
+    }
     let mut resolver = resolver(via, &args.socket, !args.no_pin)?;
-    let mut outcome = probe::probe(
-        args.size,
-        args.backing.into(),
-        probe::fresh_salt(),
-        resolver.as_mut(),
-        |s| output::note(&step_line(&s)),
-    )?;
+    let note = |s| output::note(&step_line(&s));
+    let (mut outcome, arrangement) = if args.arrange == Arrange::Physical {
+        if resolver.name() != "direct" {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                "--arrange physical needs the direct resolver (--via direct, as root): the service \
+                 maps the surface's file in file order, not in this process's order",
+            ));
+        }
+        note(Step::CreatingSurface {
+            size: args.size,
+            backing: Backing::Hugetlb,
+        });
+        let mut surface = unimem::surface::Surface::create(args.size, Backing::Hugetlb)?;
+        let arrangement = surface.arrange_physical()?;
+        let outcome = probe::probe_surface(surface, probe::fresh_salt(), resolver.as_mut(), note)?;
+        (outcome, Some(arrangement))
+    } else {
+        let outcome = probe::probe(
+            args.size,
+            args.backing.into(),
+            probe::fresh_salt(),
+            resolver.as_mut(),
+            note,
+        )?;
+        (outcome, None)
+    };
     let dma_report = match (&dma_source, &args.dma_from) {
         (Some(src), Some(path)) => {
             output::note(&format!(
@@ -248,13 +289,18 @@ fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
         _ => None,
     };
     let mut view = linux_view(&outcome, resolver.name());
-    view.dma = dma_report.map(|r| view::DmaView {
+    view.dma = dma_report.map(|r| view::Extra {
         ok: r.ok,
         lines: r.lines(),
         json: serde_json::to_value(&r).unwrap_or_default(),
     });
     view.device = args.device.verdict(view.map);
     view.numa = Some(numa_segments(&outcome));
+    view.arrangement = arrangement.map(|a| view::Extra {
+        ok: true,
+        lines: arrangement_line(&a),
+        json: serde_json::to_value(a).unwrap_or_default(),
+    });
     view::finish(&view, args.json, args.all, args.hold)
 }
 
@@ -278,7 +324,20 @@ fn linux_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> 
         device: None,
         numa: None,
         dma: None,
+        arrangement: None,
     }
+}
+
+#[cfg(target_os = "linux")]
+fn arrangement_line(a: &unimem::surface::Arrangement) -> String {
+    format!(
+        "[+] Arranged {} huge pages by physical address: contiguous runs {} -> {}, largest run {} -> {}\n",
+        a.huge_pages,
+        a.runs_before,
+        a.runs_after,
+        human(a.largest_run_before),
+        human(a.largest_run_after)
+    )
 }
 
 /// The surface's segments split by NUMA node, read in this process (which

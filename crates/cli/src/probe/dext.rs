@@ -37,6 +37,7 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
         // The DEXT's reply carries no node.
         numa: None,
         dma: None,
+        arrangement: None,
     };
     view::finish(&v, args.json, args.all, args.hold)
 }

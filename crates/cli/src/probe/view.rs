@@ -27,11 +27,13 @@ pub struct ProbeView<'a> {
     /// Address segments split by NUMA node, where the platform tells.
     pub numa: Option<Vec<NodeSegment>>,
     /// What a DMA into the prepared surface showed (`--dma-from`).
-    pub dma: Option<DmaView>,
+    pub dma: Option<Extra>,
+    /// How arranging the huge pages changed the runs (`--arrange`).
+    pub arrangement: Option<Extra>,
 }
 
-/// A DMA's verdict, already rendered for both outputs.
-pub struct DmaView {
+/// A result of an optional step, already rendered for both outputs.
+pub struct Extra {
     pub ok: bool,
     /// Its `[+]`/`[-]` lines.
     pub lines: String,
@@ -94,6 +96,9 @@ pub fn render(v: &ProbeView<'_>, all: bool) -> String {
                 c.length, c.offset, c.resolver, c.local
             ));
         }
+    }
+    if let Some(a) = &v.arrangement {
+        out.push_str(&a.lines);
     }
     if let Some(d) = &v.dma {
         out.push_str(&d.lines);
@@ -168,6 +173,8 @@ pub struct ProbeJson<'a> {
     numa: Option<NumaJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     dma: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arrangement: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -226,6 +233,7 @@ impl<'a> ProbeJson<'a> {
             device: v.device.as_ref(),
             numa: v.numa.as_deref().map(NumaJson::new),
             dma: v.dma.as_ref().map(|d| &d.json),
+            arrangement: v.arrangement.as_ref().map(|a| &a.json),
         }
     }
 }
@@ -283,6 +291,7 @@ mod tests {
             device: None,
             numa: None,
             dma: None,
+            arrangement: None,
         };
         assert!(view.verified());
         let text = render(&view, false);

@@ -3,6 +3,10 @@
 //! (`MFD_HUGETLB`, from the reserved pool) and shmem THP (where
 //! `shmem_enabled` allows it).
 
+mod arrange;
+
+pub use arrange::Arrangement;
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::mapping::{Advice, Mapping};
 use crate::system;

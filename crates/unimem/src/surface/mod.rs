@@ -6,4 +6,4 @@
 
 mod memfd;
 
-pub use memfd::{Backing, Surface};
+pub use memfd::{Arrangement, Backing, Surface};
