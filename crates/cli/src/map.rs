@@ -10,8 +10,8 @@ use serde::Serialize;
 use std::fmt::Write;
 use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
+use unimem::numa;
 use unimem::Result;
-use unimem::{numa, system};
 use unimem_core::device::{render_verdict, DeviceVerdict};
 use unimem_core::numa::split_by_node;
 use unimem_core::report::{shown_rows, Shown};
@@ -56,8 +56,8 @@ pub fn run(args: &MapArgs) -> Result<ExitCode> {
     args.device.validate()?;
     let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len)?;
     let verdict = args.device.verdict(&pm.map);
-    let nodes = numa::page_nodes(args.pid, VirtAddr(args.addr), args.len);
-    let by_node = split_by_node(&pm.map, system::page_size().bytes(), &nodes);
+    let runs = numa::node_runs(args.pid, VirtAddr(args.addr), args.len);
+    let by_node = split_by_node(&pm.map, &runs);
     if args.json {
         let mut doc = MapJson::new(&pm);
         doc.device = verdict.as_ref();

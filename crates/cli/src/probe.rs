@@ -344,9 +344,8 @@ fn arrangement_line(a: &unimem::surface::Arrangement) -> String {
 /// maps the surface on every path).
 #[cfg(target_os = "linux")]
 fn numa_segments(o: &ProbeOutcome) -> Vec<unimem_core::numa::NodeSegment> {
-    let nodes = unimem::numa::page_nodes(0, o.surface.addr(), o.surface.len());
-    let base = unimem::system::page_size().bytes();
-    unimem_core::numa::split_by_node(&o.prepared.map, base, &nodes)
+    let runs = unimem::numa::node_runs(0, o.surface.addr(), o.surface.len());
+    unimem_core::numa::split_by_node(&o.prepared.map, &runs)
 }
 
 #[cfg(target_os = "linux")]

@@ -38,46 +38,68 @@ pub struct NodeSegment {
     pub node: Node,
 }
 
-/// Splits the address segments of `map` where the node changes.
-/// `nodes[i]` is the node of the base page at buffer offset `i * base`;
-/// pages past the end of `nodes` are unknown.
-pub fn split_by_node(map: &PaMap, base: u64, nodes: &[Node]) -> Vec<NodeSegment> {
+/// A run of the buffer whose base pages are all on one node (or all
+/// unknown): what the OS reports, coalesced, so it grows with the number
+/// of node changes rather than with pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeRun {
+    pub offset: u64,
+    pub length: u64,
+    pub node: Node,
+}
+
+/// Appends `length` bytes on `node` to `runs`, extending the last run
+/// when it continues it.
+pub fn push_run(runs: &mut Vec<NodeRun>, length: u64, node: Node) {
+    let offset = runs.last().map_or(0, |r| r.offset + r.length);
+    match runs.last_mut() {
+        Some(last) if last.node == node => last.length += length,
+        _ => runs.push(NodeRun {
+            offset,
+            length,
+            node,
+        }),
+    }
+}
+
+/// Splits the address segments of `map` where the node changes. Bytes no
+/// run covers are unknown.
+pub fn split_by_node(map: &PaMap, runs: &[NodeRun]) -> Vec<NodeSegment> {
     let mut out: Vec<NodeSegment> = Vec::new();
-    let node_at = |offset: u64| {
-        usize::try_from(offset / base)
-            .ok()
-            .and_then(|i| nodes.get(i).copied())
-            .unwrap_or(Node(None))
-    };
+    let mut r = 0;
     for seg in map.segments() {
         let Some(address) = seg.address() else {
             continue;
         };
-        let mut start = seg.offset;
-        let mut node = node_at(start);
-        let mut off = start;
-        while off < seg.end() {
-            // Step to the next base page boundary.
-            let next = (off / base + 1).saturating_mul(base).min(seg.end());
-            let n = node_at(off);
-            if n != node {
-                out.push(NodeSegment {
-                    offset: start,
-                    address: address + (start - seg.offset),
-                    length: off - start,
-                    node,
-                });
-                start = off;
-                node = n;
+        let mut at = seg.offset;
+        while at < seg.end() {
+            while r < runs.len() && runs[r].offset + runs[r].length <= at {
+                r += 1;
             }
-            off = next;
+            let (node, until) = match runs.get(r) {
+                Some(run) if run.offset <= at => (run.node, run.offset + run.length),
+                Some(run) => (Node(None), run.offset),
+                None => (Node(None), u64::MAX),
+            };
+            let end = until.min(seg.end());
+            let piece = NodeSegment {
+                offset: at,
+                address: address + (at - seg.offset),
+                length: end - at,
+                node,
+            };
+            match out.last_mut() {
+                Some(last)
+                    if last.node == node
+                        && last.offset + last.length == at
+                        && last.address + last.length == piece.address =>
+                {
+                    last.length += piece.length
+                }
+                _ => out.push(piece),
+            }
+            at = end;
         }
-        out.push(NodeSegment {
-            offset: start,
-            address: address + (start - seg.offset),
-            length: seg.end() - start,
-            node,
-        });
     }
     out
 }
@@ -99,6 +121,14 @@ mod tests {
     use crate::addr::{AddressKind, PageSize};
     use crate::map::Target;
 
+    fn runs_of(pages: &[Node]) -> Vec<NodeRun> {
+        let mut runs = Vec::new();
+        for &n in pages {
+            push_run(&mut runs, 4096, n);
+        }
+        runs
+    }
+
     #[test]
     fn segments_split_where_the_node_changes() {
         let mut m = PaMap::new(
@@ -109,14 +139,15 @@ mod tests {
         m.push(3 * 4096, Target::Address(0x10000)).unwrap();
         m.push(4096, Target::NotPresent).unwrap();
         m.push(4096, Target::Address(0x90000)).unwrap();
-        let nodes = [
+        let runs = runs_of(&[
             Node(Some(0)),
             Node(Some(1)),
             Node(Some(1)),
             Node(None),
             Node(None),
-        ];
-        let s = split_by_node(&m, 4096, &nodes);
+        ]);
+        assert_eq!(runs.len(), 3);
+        let s = split_by_node(&m, &runs);
         assert_eq!(
             s,
             vec![
@@ -153,16 +184,38 @@ mod tests {
     }
 
     #[test]
-    fn a_huge_page_map_on_one_node_is_unchanged() {
+    fn one_node_leaves_segments_as_they_are_and_missing_runs_are_unknown() {
         let mut m = PaMap::new(
             AddressKind::Physical,
             PageSize::new(2 << 20).unwrap(),
-            4 << 20,
+            6 << 20,
         );
         m.push(4 << 20, Target::Address(0x4000_0000)).unwrap();
-        let nodes = vec![Node(Some(0)); 1024];
-        let s = split_by_node(&m, 4096, &nodes);
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].length, 4 << 20);
+        m.push(2 << 20, Target::Address(0x1000_0000)).unwrap();
+        let runs = vec![NodeRun {
+            offset: 0,
+            length: 6 << 20,
+            node: Node(Some(0)),
+        }];
+        let s = split_by_node(&m, &runs);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].length, s[1].length), (4 << 20, 2 << 20));
+        // Runs that stop early: the rest is unknown, never guessed.
+        let short = vec![NodeRun {
+            offset: 0,
+            length: 1 << 20,
+            node: Node(Some(0)),
+        }];
+        let s = split_by_node(&m, &short);
+        assert_eq!(s.len(), 3);
+        assert_eq!(
+            s[1],
+            NodeSegment {
+                offset: 1 << 20,
+                address: 0x4010_0000,
+                length: 3 << 20,
+                node: Node(None)
+            }
+        );
     }
 }

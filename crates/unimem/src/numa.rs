@@ -7,7 +7,7 @@
 #![allow(unsafe_code)]
 
 use crate::system;
-use unimem_core::numa::Node;
+use unimem_core::numa::{push_run, Node, NodeRun};
 use unimem_core::VirtAddr;
 
 /// Pages asked about per call: bounds the two arrays.
@@ -26,14 +26,14 @@ pub fn nodes_online() -> Option<u32> {
     Some(count)
 }
 
-/// The node of each base page of `[va, va + len)` in process `pid` (0:
-/// this process). A page the kernel reports no node for (not present, or
-/// an error) is unknown, and so is every page when the call itself is
-/// refused (no NUMA support, no permission over the process).
-pub fn page_nodes(pid: u32, va: VirtAddr, len: u64) -> Vec<Node> {
+/// The nodes of the base pages of `[va, va + len)` in process `pid` (0:
+/// this process), as runs of one node. A page the kernel reports no node
+/// for (not present, or an error) is unknown, and so is every page when the
+/// call itself is refused (no NUMA support, no permission over the process).
+pub fn node_runs(pid: u32, va: VirtAddr, len: u64) -> Vec<NodeRun> {
     let page = system::page_size().bytes();
     let pages = (len / page) as usize;
-    let mut out = Vec::with_capacity(pages);
+    let mut out = Vec::new();
     let mut addrs: Vec<*mut libc::c_void> = Vec::with_capacity(BATCH.min(pages));
     let mut status: Vec<libc::c_int> = vec![0; BATCH.min(pages)];
     let mut done = 0usize;
@@ -58,10 +58,15 @@ pub fn page_nodes(pid: u32, va: VirtAddr, len: u64) -> Vec<Node> {
             )
         };
         if rc < 0 {
-            out.resize(pages, Node(None));
-            return out;
+            return vec![NodeRun {
+                offset: 0,
+                length: pages as u64 * page,
+                node: Node(None),
+            }];
         }
-        out.extend(status[..n].iter().map(|&s| Node(u32::try_from(s).ok())));
+        for &s in &status[..n] {
+            push_run(&mut out, page, Node(u32::try_from(s).ok()));
+        }
         done += n;
     }
     out
@@ -78,19 +83,24 @@ mod tests {
         rustix::fs::ftruncate(&fd, 8 * page as u64).unwrap();
         let mut m = crate::mapping::Mapping::shared(&fd, 0, 8 * page).unwrap();
         m.as_mut_slice()[..4 * page].fill(1);
-        let nodes = page_nodes(0, m.addr(), 8 * page as u64);
+        let runs = node_runs(0, m.addr(), 8 * page as u64);
         let online = nodes_online().expect("this kernel lists its NUMA nodes");
-        for n in &nodes[..4] {
-            let n = n.0.expect("a touched page has a node");
+        let total: u64 = runs.iter().map(|r| r.length).sum();
+        assert_eq!(total, 8 * page as u64);
+        // The untouched half has no node: one unknown run at the end.
+        let last = runs.last().unwrap();
+        assert_eq!(last.node, Node(None), "{runs:?}");
+        assert_eq!(last.offset, 4 * page as u64, "{runs:?}");
+        for r in &runs[..runs.len() - 1] {
+            let n = r.node.0.expect("a touched page has a node");
             let dir = format!("/sys/devices/system/node/node{n}");
             assert!(
                 std::path::Path::new(&dir).exists(),
                 "node {n} is not online"
             );
+            if online == 1 {
+                assert_eq!(n, 0);
+            }
         }
-        if online == 1 {
-            assert!(nodes[..4].iter().all(|n| *n == Node(Some(0))));
-        }
-        assert!(nodes[4..].iter().all(|n| n.0.is_none()), "{nodes:?}");
     }
 }

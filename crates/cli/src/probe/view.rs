@@ -128,11 +128,14 @@ pub fn render_nodes(segments: &[NodeSegment]) -> String {
     out
 }
 
-/// The `numa` object of the JSON documents.
+/// The `numa` object of the JSON documents. `segments` is left out when
+/// one known node holds the whole buffer (every address segment is then on
+/// `nodes[0]`), so the document does not double on single-node machines.
 #[derive(Serialize)]
 pub struct NumaJson<'a> {
     nodes: Vec<NodeBytes>,
-    segments: &'a [NodeSegment],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<&'a [NodeSegment]>,
 }
 
 #[derive(Serialize)]
@@ -144,16 +147,18 @@ struct NodeBytes {
 
 impl<'a> NumaJson<'a> {
     pub fn new(segments: &'a [NodeSegment]) -> Self {
+        let nodes: Vec<NodeBytes> = per_node(segments)
+            .into_iter()
+            .map(|(node, bytes, segments)| NodeBytes {
+                node,
+                bytes,
+                segments,
+            })
+            .collect();
+        let one_known = nodes.len() == 1 && nodes[0].node.0.is_some();
         NumaJson {
-            nodes: per_node(segments)
-                .into_iter()
-                .map(|(node, bytes, segments)| NodeBytes {
-                    node,
-                    bytes,
-                    segments,
-                })
-                .collect(),
-            segments,
+            nodes,
+            segments: (!one_known).then_some(segments),
         }
     }
 }
