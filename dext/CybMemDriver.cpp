@@ -44,6 +44,8 @@ kern_return_t IMPL(CybMemDriver, Start)
     ret = RegisterService();
     if (ret != kIOReturnSuccess) {
         CYBMEM_ERR("Start: RegisterService failed 0x%x", ret);
+        // The superclass started: stop it again before failing.
+        Stop(provider, SUPERDISPATCH);
         return ret;
     }
     CYBMEM_LOG("started; DMA commands use this service (no iommu-parent): "

@@ -16,7 +16,9 @@
 // driver stops; a checksum reads the descriptor through CreateMapping.
 //
 // ExternalMethod and Stop both run on this object's default queue (no
-// other queue is created), so the session needs no lock.
+// other queue is created), so the session needs no lock. The pin budget is
+// shared with every other connection, whose queues run in parallel: it is
+// changed only atomically (portable/pin_budget.cpp).
 
 #include <DriverKit/IOBufferMemoryDescriptor.h>
 #include <DriverKit/IODMACommand.h>
@@ -25,6 +27,7 @@
 #include <DriverKit/IOMemoryMap.h>
 #include <DriverKit/IOUserClient.h>
 #include <DriverKit/OSCollections.h>
+#include <string.h>
 
 #include "CybMemDriver.h"
 #include "CybMemLog.h"
@@ -33,6 +36,7 @@
 #include "unimem_wire.h"
 
 using unimem::dext::AddressSegment;
+using unimem::dext::PinBudget;
 using unimem::dext::PlatformOps;
 using unimem::dext::ReplyBuffer;
 using unimem::dext::Session;
@@ -41,6 +45,18 @@ using unimem::dext::Status;
 
 // Largest range one prepare accepts.
 static constexpr uint64_t kMaxPrepareBytes = 1ull << 30;
+
+// Bytes all connections together may keep prepared (wired) at once. One
+// connection may hold at most 16 ranges of kMaxPrepareBytes; without this
+// limit, more connections could wire any amount of memory.
+static constexpr uint64_t kMaxPinnedBytes = 4ull << 30;
+
+// The driver-wide budget. The DEXT process hosts exactly one CybMemDriver
+// (one personality matching IOUserResources, one IOUserServerName), and
+// every user client of it lives in this process, so a process-wide object
+// is the driver-wide one (were there ever more, the limit would only be
+// stricter). Constant-initialized: no static constructor runs.
+static PinBudget gPinBudget(kMaxPinnedBytes);
 
 struct CybMemUserClient_IVars {
     CybMemUserClient *self;
@@ -197,7 +213,12 @@ void CybMemUserClient::free()
 {
     if (ivars != nullptr && ivars->started) {
         // Normally done in Stop; this covers a client that never got there.
+        // Say so: it means Stop was skipped, and DMA commands were still
+        // prepared (wired) until now.
+        CYBMEM_ERR("free: user client was not stopped; completing %zu prepared range(s) now",
+                   ivars->session.prepared_count());
         ivars->session.close();
+        ivars->started = false;
     }
     IOSafeDeleteNULL(ivars, CybMemUserClient_IVars, 1);
     super::free();
@@ -212,6 +233,8 @@ kern_return_t IMPL(CybMemUserClient, Start)
     }
     if (OSDynamicCast(CybMemDriver, provider) == nullptr) {
         CYBMEM_ERR("user client provider is not CybMemDriver");
+        // The superclass started: stop it again before failing.
+        Stop(provider, SUPERDISPATCH);
         return kIOReturnBadArgument;
     }
     ivars->self = this;
@@ -225,9 +248,11 @@ kern_return_t IMPL(CybMemUserClient, Start)
     // the DEXT cannot tell which. Never claim Physical or Iova here.
     config.address_kind = UNIMEM_ADDRESS_KIND_DMA_UNRESOLVED;
     config.server_version = CYBMEM_SERVER_VERSION;
+    config.budget = &gPinBudget;
     ivars->session.init(config, &kPlatformOps, ivars);
     ivars->started = true;
-    CYBMEM_LOG("user client started (page size 0x%llx)", config.limits.page_size);
+    CYBMEM_LOG("user client started (page size 0x%llx, driver-wide pin limit 0x%llx, 0x%llx in use)",
+               config.limits.page_size, gPinBudget.limit(), gPinBudget.in_use());
     return kIOReturnSuccess;
 }
 
@@ -274,7 +299,11 @@ kern_return_t CybMemUserClient::HandleRequest(IOUserClientMethodArguments *args)
     size_t reply_length = 0;
     Status st = ivars->session.handle(selector, args->structureInput->getBytesNoCopy(),
                                       args->structureInput->getLength(), &reply, &reply_length);
-    if (st != UNIMEM_IO_RETURN_SUCCESS) {
+    if (st == UNIMEM_IO_RETURN_NO_RESOURCES && selector == UNIMEM_SELECTOR_PREPARE) {
+        CYBMEM_ERR("prepare refused: %zu range(s) held by this connection, 0x%llx of 0x%llx "
+                   "bytes prepared driver-wide",
+                   ivars->session.prepared_count(), gPinBudget.in_use(), gPinBudget.limit());
+    } else if (st != UNIMEM_IO_RETURN_SUCCESS) {
         CYBMEM_ERR("%{public}s failed 0x%x", kNames[selector], st);
     }
     args->structureOutput = OSData::withBytes(&reply, reply_length);

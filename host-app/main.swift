@@ -26,7 +26,10 @@ final class RequestDelegate: NSObject, OSSystemExtensionRequestDelegate {
                  withExtension ext: OSSystemExtensionProperties)
         -> OSSystemExtensionRequest.ReplacementAction
     {
-        print("CybMemHost: replacing version \(existing.bundleShortVersion) with \(ext.bundleShortVersion)")
+        // The build stamps CFBundleVersion (bundleVersion) on every build, so a
+        // rebuilt DEXT differs from the active one even at the same short version.
+        print("CybMemHost: replacing \(existing.bundleShortVersion)/\(existing.bundleVersion) "
+            + "with \(ext.bundleShortVersion)/\(ext.bundleVersion)")
         return .replace
     }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the unimem client (the CLI, which contains the macOS backend) and
 # signs it ad hoc (or with CODESIGN_IDENTITY). The client needs no
-# entitlement: the DEXT admits any client
-# (com.apple.developer.driverkit.allow-any-userclient-access). macOS only.
+# entitlement: the DEXT lets any process open it
+# (com.apple.developer.driverkit.allow-any-userclient-access) and then
+# admits only administrators, so run the client as root. macOS only.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"

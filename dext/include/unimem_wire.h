@@ -1,7 +1,7 @@
 /*
  * unimem_wire.h -- the unimem wire format, in C.
  *
- * This is the C twin of crates/core/src/wire.rs: the structs the client,
+ * This is the C twin of crates/core/src/wire/: the structs the client,
  * the Linux resolver service and the CybMemDriver DEXT exchange, with the
  * same fields at the same offsets. crates/core/tests/c_header.rs compiles
  * this header and compares the size and offset of every field and the value

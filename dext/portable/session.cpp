@@ -81,14 +81,24 @@ Status Session::prepare(const void *request, size_t length, ReplyBuffer *reply, 
     if (p == nullptr) {
         return UNIMEM_IO_RETURN_NO_RESOURCES;
     }
-    void *buffer = nullptr;
-    st = ops_->create_buffer(ctx_, args.start_va, args.length, &buffer);
-    if (st != UNIMEM_IO_RETURN_SUCCESS) {
-        return st;
-    }
-    if (buffer == nullptr) {
+    if (config_.budget == nullptr) {
         return UNIMEM_IO_RETURN_ERROR;
     }
+    // Before any platform call: a refused range wires nothing.
+    if (!config_.budget->take(args.length)) {
+        return UNIMEM_IO_RETURN_NO_RESOURCES;
+    }
+    void *buffer = nullptr;
+    st = ops_->create_buffer(ctx_, args.start_va, args.length, &buffer);
+    if (st == UNIMEM_IO_RETURN_SUCCESS && buffer == nullptr) {
+        st = UNIMEM_IO_RETURN_ERROR;
+    }
+    if (st != UNIMEM_IO_RETURN_SUCCESS) {
+        config_.budget->give_back(args.length);
+        return st;
+    }
+    // From here on release_prepared gives the bytes back.
+    p->budgeted = args.length;
     p->buffer = buffer;
     p->length = args.length;
     p->surface_id = args.surface_id;
@@ -203,6 +213,10 @@ void Session::release_prepared(Prepared *p) {
     release(p->commands, p->command_capacity * sizeof(void *));
     if (p->buffer != nullptr) {
         ops_->release_buffer(ctx_, p->buffer);
+    }
+    // Only now, with every command completed: the bytes are unwired.
+    if (p->budgeted != 0) {
+        config_.budget->give_back(p->budgeted);
     }
     p->segments.reset();
     memset(static_cast<void *>(p), 0, sizeof(*p));

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pin_budget.hpp"
 #include "protocol.hpp"
 #include "segment_list.hpp"
 #include "unimem_wire.h"
@@ -56,6 +57,13 @@ struct SessionConfig {
     Limits limits;
     uint32_t address_kind;       // UNIMEM_ADDRESS_KIND_* of the commands' addresses
     const char *server_version;  // reported by the handshake
+    // The driver-wide limit on prepared bytes, shared by every session of
+    // the driver (required; a prepare without one fails). Each prepare
+    // takes its length from it before any platform call and gives it back
+    // when the range is completed, the session closes, or the prepare
+    // fails; a prepare that does not fit is refused with
+    // kIOReturnNoResources.
+    PinBudget *budget;
 };
 
 // One prepared range. A slot with handle 0 is free.
@@ -63,6 +71,8 @@ struct Prepared {
     uint64_t handle;
     uint64_t length;
     uint32_t surface_id;
+    // Bytes taken from the driver-wide budget for this slot.
+    uint64_t budgeted;
     void *buffer;
     void **commands;
     size_t command_count;

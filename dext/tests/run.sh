@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Builds and runs the host tests of the DEXT's portable logic with the
-# system compiler, and checks that the shared wire header compiles as C11
-# and as C++17. Exits non-zero on any failure; the last line is the
-# runner's "N passed, M failed".
+# Everything about the DEXT that can be checked without a Mac, in order:
+#   1. Info.plist and entitlements shape (check_bundle.py): administrators
+#      only, classes matching the .iig files, stamped CFBundleVersion;
+#   2. the DEXT's own sources compile against transcribed DriverKit
+#      declarations (syntax/check.sh);
+#   3. the shared wire header compiles as C11 and as C++17;
+#   4. the host tests of the portable logic.
+# Exits non-zero on any failure; the last line is the runner's
+# "N passed, M failed".
 #
-# Needs only a C and a C++ compiler (Debian: apt-get install g++).
+# Needs a C and a C++ compiler and python3 (Debian: apt-get install g++
+# python3).
 # CXX and CC pick other compilers; BUILD_DIR moves the build output.
 set -euo pipefail
 
@@ -15,12 +21,15 @@ build="${BUILD_DIR:-$root/target/dext-tests}"
 cxx="${CXX:-c++}"
 cc="${CC:-cc}"
 
-for tool in "$cxx" "$cc"; do
+for tool in "$cxx" "$cc" python3; do
     if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "dext/tests/run.sh: compiler '$tool' not found (Debian: apt-get install g++)" >&2
+        echo "dext/tests/run.sh: compiler '$tool' not found (Debian: apt-get install g++ python3)" >&2
         exit 1
     fi
 done
+
+python3 "$here/check_bundle.py"
+CXX="$cxx" "$here/syntax/check.sh"
 
 mkdir -p "$build"
 warn=(-Wall -Wextra -Werror -Wshadow -Wconversion -Wno-sign-conversion)
@@ -42,7 +51,7 @@ sources=(
     "$here"/host_alloc.cpp
     "$here"/test_*.cpp
 )
-"$cxx" -std=c++17 -O1 -g "${warn[@]}" -fno-exceptions -fno-rtti \
+"$cxx" -std=c++17 -O1 -g "${warn[@]}" -fno-exceptions -fno-rtti -pthread \
     -I"$dext/include" -I"$dext/portable" -I"$here" \
     "${sources[@]}" -o "$build/portable_tests"
 "$build/portable_tests"

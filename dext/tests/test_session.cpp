@@ -160,13 +160,18 @@ void reset_fake() {
 }
 
 struct Client {
+    // The budget of a client that is alone with the driver: no limit.
+    PinBudget own_budget;
     Session session;
     ReplyBuffer reply;
     size_t reply_length;
 
-    Client() {
-        reset_fake();
-        SessionConfig config = {kLimits, UNIMEM_ADDRESS_KIND_DMA_UNRESOLVED, "CybMemDriver test"};
+    // With `shared`, a further connection of the same driver: it shares
+    // that budget and the simulated platform (which is not reset).
+    explicit Client(PinBudget *shared = nullptr) : own_budget(UINT64_MAX) {
+        if (shared == nullptr) reset_fake();
+        SessionConfig config = {kLimits, UNIMEM_ADDRESS_KIND_DMA_UNRESOLVED, "CybMemDriver test",
+                                shared != nullptr ? shared : &own_budget};
         // Zeroed, not constructed: as the DEXT's instance variables are.
         memset(static_cast<void *>(&session), 0, sizeof(session));
         session.init(config, &kOps, &fake);
@@ -192,7 +197,7 @@ struct Client {
 
 bool nothing_held(const Client &c) {
     return c.session.prepared_count() == 0 && live_commands() == 0 && fake.live_buffers == 0 &&
-           fake.live_maps == 0 && host_alloc::live_blocks == 0;
+           fake.live_maps == 0 && host_alloc::live_blocks == 0 && c.own_budget.in_use() == 0;
 }
 
 }  // namespace
@@ -408,4 +413,107 @@ TEST(session_survives_running_out_of_memory_while_preparing) {
         }
         CHECK(nothing_held(c));
     }
+}
+
+// ---- The driver-wide pin limit, across connections ------------------------
+
+TEST(session_refuses_a_second_connection_once_the_driver_wide_limit_is_reached) {
+    PinBudget driver(10 * kPage);
+    Client a(&driver);
+    reset_fake();  // the first client of this driver
+    Client b(&driver);
+    CHECK_EQ(a.handshake(), 0);
+    CHECK_EQ(b.handshake(), 0);
+
+    CHECK_EQ(a.prepare(0, 6 * kPage), 0);
+    uint64_t a_handle = a.reply.segments.handle;
+    CHECK_EQ(driver.in_use(), 6 * kPage);
+    // Each connection is far below its own limits; together they would
+    // pass the driver's. Refused before anything is wired.
+    int calls = fake.prepare_calls;
+    CHECK_EQ(b.prepare(100 * kPage, 6 * kPage), UNIMEM_IO_RETURN_NO_RESOURCES);
+    CHECK_EQ(fake.prepare_calls, calls);
+    CHECK_EQ(fake.live_buffers, 1);
+    CHECK_EQ(driver.in_use(), 6 * kPage);
+    CHECK_EQ(b.session.prepared_count(), 0u);
+    // What still fits is granted, up to the limit exactly.
+    CHECK_EQ(b.prepare(100 * kPage, 4 * kPage), 0);
+    uint64_t b_handle = b.reply.segments.handle;
+    CHECK_EQ(driver.in_use(), 10 * kPage);
+    CHECK_EQ(a.prepare(200 * kPage, kPage), UNIMEM_IO_RETURN_NO_RESOURCES);
+
+    // COMPLETE returns the bytes: the other connection can use them.
+    CHECK_EQ(a.send(UNIMEM_SELECTOR_COMPLETE, make_complete(a_handle)), 0);
+    CHECK_EQ(driver.in_use(), 4 * kPage);
+    CHECK_EQ(b.prepare(300 * kPage, 6 * kPage), 0);
+    CHECK_EQ(driver.in_use(), 10 * kPage);
+
+    // Closing a connection (client exit, crash, driver stop) returns all
+    // of its bytes.
+    b.session.close();
+    CHECK_EQ(driver.in_use(), 0u);
+    CHECK_EQ(b.send(UNIMEM_SELECTOR_SEGMENTS, make_segments(b_handle, 0)),
+             UNIMEM_IO_RETURN_NOT_FOUND);
+    CHECK_EQ(a.prepare(0, 10 * kPage), 0);
+    CHECK_EQ(driver.in_use(), 10 * kPage);
+    a.session.close();
+    CHECK_EQ(driver.in_use(), 0u);
+    CHECK_EQ(live_commands(), 0);
+    CHECK_EQ(fake.live_buffers, 0);
+    CHECK_EQ(host_alloc::live_blocks, 0);
+}
+
+TEST(session_returns_the_budget_when_a_prepare_fails) {
+    PinBudget driver(8 * kPage);
+    reset_fake();
+    Client c(&driver);
+    CHECK_EQ(c.handshake(), 0);
+
+    // The descriptor cannot be made.
+    fake.create_status = UNIMEM_IO_RETURN_NOT_PERMITTED;
+    CHECK_EQ(c.prepare(0, 8 * kPage), UNIMEM_IO_RETURN_NOT_PERMITTED);
+    CHECK_EQ(driver.in_use(), 0u);
+    fake.create_status = 0;
+
+    // A DMA command fails midway.
+    fake.fail_prepare_call = fake.prepare_calls + 1;
+    fake.prepare_status = UNIMEM_IO_RETURN_CANNOT_WIRE;
+    CHECK_EQ(c.prepare(0, 8 * kPage), UNIMEM_IO_RETURN_CANNOT_WIRE);
+    CHECK_EQ(driver.in_use(), 0u);
+    fake.fail_prepare_call = 0;
+
+    // Out of memory while keeping the commands.
+    host_alloc::fail_after = 0;
+    CHECK_EQ(c.prepare(0, 8 * kPage), UNIMEM_IO_RETURN_NO_MEMORY);
+    host_alloc::fail_after = -1;
+    CHECK_EQ(driver.in_use(), 0u);
+
+    // A malformed request takes nothing.
+    CHECK_EQ(c.prepare(1, 8 * kPage), UNIMEM_IO_RETURN_BAD_ARGUMENT);
+    CHECK_EQ(driver.in_use(), 0u);
+
+    // After all that, the whole budget is still there.
+    CHECK_EQ(c.prepare(0, 8 * kPage), 0);
+    CHECK_EQ(driver.in_use(), 8 * kPage);
+    c.session.close();
+    CHECK_EQ(driver.in_use(), 0u);
+    CHECK_EQ(live_commands(), 0);
+    CHECK_EQ(fake.live_buffers, 0);
+}
+
+TEST(session_without_a_budget_prepares_nothing) {
+    reset_fake();
+    Session s;
+    memset(static_cast<void *>(&s), 0, sizeof(s));
+    SessionConfig config = {kLimits, UNIMEM_ADDRESS_KIND_DMA_UNRESOLVED, "no budget", nullptr};
+    s.init(config, &kOps, &fake);
+    ReplyBuffer reply;
+    size_t n = 0;
+    unimem_handshake_request hs = make_handshake(1, 1);
+    CHECK_EQ(s.handle(UNIMEM_SELECTOR_HANDSHAKE, &hs, sizeof(hs), &reply, &n), 0);
+    unimem_prepare_request pr = make_prepare(0, kPage, kVa, 1);
+    CHECK_EQ(s.handle(UNIMEM_SELECTOR_PREPARE, &pr, sizeof(pr), &reply, &n),
+             UNIMEM_IO_RETURN_ERROR);
+    CHECK_EQ(fake.live_buffers, 0);
+    CHECK_EQ(fake.prepare_calls, 0);
 }

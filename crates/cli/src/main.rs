@@ -9,29 +9,16 @@ use clap::{Parser, Subcommand};
 use std::io::Write;
 use std::process::ExitCode;
 
-#[cfg(target_os = "linux")]
-mod info;
-// Compiled with unimem_apple_check on Linux too, so CI checks it.
+// The platform is chosen once, here; everything else is shared.
+#[cfg_attr(target_os = "linux", path = "linux/mod.rs")]
+#[cfg_attr(target_os = "macos", path = "macos/mod.rs")]
+mod platform;
+
 mod device;
-#[cfg(any(target_os = "macos", unimem_apple_check))]
-#[cfg_attr(target_os = "linux", allow(dead_code))]
-mod info_macos;
-#[cfg(target_os = "linux")]
-mod map;
 mod output;
 mod probe;
-#[cfg(target_os = "linux")]
-mod serve;
-#[cfg(any(not(target_os = "linux"), unimem_apple_check))]
-#[cfg_attr(target_os = "linux", allow(dead_code))]
-mod unsupported;
-#[cfg(target_os = "linux")]
-mod watch;
 
-#[cfg(target_os = "linux")]
-use info::InfoArgs;
-#[cfg(not(target_os = "linux"))]
-use info_macos::InfoArgs;
+use platform::{info, map, serve, watch};
 
 /// Physical and device address maps of shared buffers, verified.
 #[derive(Debug, Parser)]
@@ -41,33 +28,29 @@ struct Cli {
     command: Command,
 }
 
+/// Whether the Linux-only commands are hidden from help here.
+const LINUX_ONLY_HIDDEN: bool = !cfg!(target_os = "linux");
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the seed experiment: allocate a surface, write a test pattern,
     /// resolve it to address segments, print the map and verify it.
     Probe(probe::ProbeArgs),
     /// Map an existing range of another process (root), with page flags.
-    #[cfg(target_os = "linux")]
-    Map(map::MapArgs),
     /// Linux only.
-    #[cfg(not(target_os = "linux"))]
-    #[command(hide = true)]
-    Map(unsupported::Rest),
+    #[command(hide = LINUX_ONLY_HIDDEN)]
+    Map(map::MapArgs),
     /// What this machine offers: page size, PFN visibility, huge pages, THP
     /// (Linux); page size and the DEXT (macOS).
-    Info(InfoArgs),
+    Info(info::InfoArgs),
     /// Run the resolver service (root): resolve and pin surfaces that
-    /// admitted clients pass over a Unix socket.
-    #[cfg(target_os = "linux")]
+    /// admitted clients pass over a Unix socket. Linux only.
+    #[command(hide = LINUX_ONLY_HIDDEN)]
     Serve(serve::ServeArgs),
-    /// Linux only.
-    #[cfg(not(target_os = "linux"))]
-    #[command(hide = true)]
-    Serve(unsupported::Rest),
     /// Re-resolve a range of a process periodically (root) and print every
     /// page whose physical address changed, with the kernel's migration
-    /// counters meanwhile.
-    #[cfg(target_os = "linux")]
+    /// counters meanwhile. Linux only.
+    #[command(hide = LINUX_ONLY_HIDDEN)]
     Watch(watch::WatchArgs),
 }
 
@@ -82,27 +65,10 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Probe(args) => probe::run(args),
-        #[cfg(target_os = "linux")]
         Command::Map(args) => map::run(args),
-        #[cfg(not(target_os = "linux"))]
-        Command::Map(_) => unsupported::run(
-            "map",
-            "it reads another process's /proc/PID/pagemap, which only Linux has",
-        ),
-        #[cfg(target_os = "linux")]
         Command::Info(args) => info::run(args),
-        #[cfg(not(target_os = "linux"))]
-        Command::Info(args) => info_macos::run(args),
-        #[cfg(target_os = "linux")]
         Command::Serve(args) => serve::run(args),
-        #[cfg(target_os = "linux")]
         Command::Watch(args) => watch::run(args),
-        #[cfg(not(target_os = "linux"))]
-        Command::Serve(_) => unsupported::run(
-            "serve",
-            "the resolver service is Linux's counterpart of the CybMemDriver DEXT; \
-             on macOS activate the DEXT instead (DEVELOPMENT.md)",
-        ),
     };
     match result {
         Ok(code) => code,

@@ -58,14 +58,19 @@ impl PageSize {
         (bytes.is_power_of_two() && bytes >= 4096).then_some(Self(bytes))
     }
 
+    /// The size in bytes (4096 for 4 KiB pages).
     pub fn bytes(self) -> u64 {
         self.0
     }
 
+    /// log2 of the size: the shift between a byte address and its page
+    /// number (12 for 4 KiB pages).
     pub fn shift(self) -> u32 {
         self.0.trailing_zeros()
     }
 
+    /// Whether `value` (an address or a byte offset) is a multiple of the
+    /// page size.
     pub fn is_aligned(self, value: u64) -> bool {
         value & (self.0 - 1) == 0
     }
@@ -75,6 +80,7 @@ impl PageSize {
         value.checked_add(self.0 - 1).map(|v| v & !(self.0 - 1))
     }
 
+    /// `value` rounded down to the start of its page; never overflows.
     pub fn round_down(self, value: u64) -> u64 {
         value & !(self.0 - 1)
     }
@@ -110,6 +116,8 @@ impl AddressKind {
         }
     }
 
+    /// The kind a wire `address_kind` field names; `None` for 0 and every
+    /// other value this build does not know, which a decoder must refuse.
     pub const fn from_wire(value: u32) -> Option<Self> {
         match value {
             1 => Some(AddressKind::Physical),

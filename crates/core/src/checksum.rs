@@ -6,11 +6,26 @@
 //! speed, simple enough that the DEXT's C++ computes the same value from the
 //! same definition. Lengths must be multiples of 8: ranges are page-aligned.
 
+/// The wire's `algorithm` value for this checksum (the only one defined;
+/// 0 is never valid).
 pub const ALGORITHM_FNV1A64_WORDS: u32 = 1;
+/// The 64-bit FNV offset basis: the checksum of zero bytes.
 pub const FNV_OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+/// The 64-bit FNV prime each word's mix is multiplied by.
 pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// Running checksum, fed in pieces of whole words.
+/// Running checksum, fed in pieces of whole words. Feeding a range in
+/// pieces gives the same value as feeding it at once, so a large surface can
+/// be hashed in chunks.
+///
+/// ```
+/// use unimem_core::checksum::{checksum, Checksum};
+/// let bytes: Vec<u8> = (0..64).collect();
+/// let mut running = Checksum::default();
+/// running.update(&bytes[..16]);
+/// running.update(&bytes[16..]);
+/// assert_eq!(running.value(), checksum(&bytes));
+/// ```
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Checksum(u64);
 
@@ -32,6 +47,8 @@ impl Checksum {
         self.0 = h;
     }
 
+    /// The checksum of every word fed so far: what a checksum reply
+    /// carries in its `checksum` field.
     pub fn value(self) -> u64 {
         self.0
     }

@@ -7,13 +7,19 @@
 
 use std::fmt;
 
+/// An `IOReturn`: 0 for success, otherwise `0xE0000000 | code` for the
+/// codes below (`sys_iokit | sub_iokit_common`). Any value is
+/// representable, known or not; [`IoReturn::name`] tells which are known.
 #[derive(Copy, Clone, PartialEq, Eq, Hash)]
 pub struct IoReturn(pub i32);
 
 macro_rules! codes {
     ($($name:ident = $code:literal, $cname:literal, $text:literal;)*) => {
         impl IoReturn {
-            $(pub const $name: IoReturn = IoReturn((0xE000_0000u32 | $code) as i32);)*
+            $(
+                #[doc = concat!("`", $cname, "`: ", $text, ".")]
+                pub const $name: IoReturn = IoReturn((0xE000_0000u32 | $code) as i32);
+            )*
 
             /// The constant's name, if the value is one we know.
             pub fn name(self) -> Option<&'static str> {
@@ -37,16 +43,21 @@ macro_rules! codes {
 }
 
 impl IoReturn {
+    /// `kIOReturnSuccess`: 0, the status of every request and every
+    /// successful reply.
     pub const SUCCESS: IoReturn = IoReturn(0);
 
+    /// Whether this is [`IoReturn::SUCCESS`]; every other value is a failure.
     pub fn is_success(self) -> bool {
         self == IoReturn::SUCCESS
     }
 
+    /// The value as the wire's unsigned `status` field carries it.
     pub fn bits(self) -> u32 {
         self.0 as u32
     }
 
+    /// The status a wire `status` field carries, known or not.
     pub fn from_bits(bits: u32) -> Self {
         IoReturn(bits as i32)
     }

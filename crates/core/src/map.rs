@@ -22,6 +22,8 @@ pub enum Target {
 }
 
 impl Target {
+    /// How the table and a [`Coverage::Gap`]'s `reason` call this kind of
+    /// extent: "mapped", "not present", "swapped" or "unmapped".
     pub fn name(self) -> &'static str {
         match self {
             Target::Address(_) => "mapped",
@@ -35,16 +37,23 @@ impl Target {
 /// One extent: `length` bytes at buffer offset `offset`.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Segment {
+    /// Byte offset of the extent's first byte from the start of the buffer
+    /// (not an address).
     pub offset: u64,
+    /// Length in bytes; never 0 in a [`PaMap`].
     pub length: u64,
+    /// What backs these bytes: addresses that run on for `length` bytes,
+    /// or the kind of hole.
     pub target: Target,
 }
 
 impl Segment {
+    /// Buffer offset one past the extent's last byte (`offset + length`).
     pub fn end(&self) -> u64 {
         self.offset + self.length
     }
 
+    /// The address of the extent's first byte; `None` for a hole.
     pub fn address(&self) -> Option<u64> {
         match self.target {
             Target::Address(a) => Some(a),
@@ -86,19 +95,67 @@ pub enum Coverage {
 /// Errors building a map from untrusted parts (wire replies).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MapError {
+    /// The extent leaves a gap before it or overlaps the one before.
     #[error(
         "segment at offset {offset:#x} does not follow the previous one (expected {expected:#x})"
     )]
-    OutOfOrder { offset: u64, expected: u64 },
+    OutOfOrder {
+        /// Buffer offset the extent claimed to start at.
+        offset: u64,
+        /// Buffer offset where the map ends, where it had to start.
+        expected: u64,
+    },
+    /// An extent of 0 bytes.
     #[error("segment at offset {offset:#x} has length 0")]
-    Empty { offset: u64 },
+    Empty {
+        /// Buffer offset of the empty extent.
+        offset: u64,
+    },
+    /// The extent ends beyond the buffer's `total_length`.
     #[error("segment at offset {offset:#x} runs past the buffer end {total:#x}")]
-    PastEnd { offset: u64, total: u64 },
+    PastEnd {
+        /// Buffer offset of the extent.
+        offset: u64,
+        /// The map's `total_length`, in bytes.
+        total: u64,
+    },
+    /// Its address plus its length does not fit 64 bits.
     #[error("segment at offset {offset:#x} wraps the 64-bit address space")]
-    AddressOverflow { offset: u64 },
+    AddressOverflow {
+        /// Buffer offset of the extent.
+        offset: u64,
+    },
 }
 
-/// The address map of one buffer.
+/// The address map of one buffer: which addresses back each byte of
+/// `[0, total_length)`, as coalesced [`Segment`]s in buffer order.
+///
+/// A resolver builds it by pushing extents in order; extents whose
+/// addresses continue each other merge into one segment.
+///
+/// ```
+/// use unimem_core::{AddressKind, Coverage, PaMap, PageSize, Target};
+///
+/// let page = PageSize::new(4096).unwrap();
+/// let mut map = PaMap::new(AddressKind::Physical, page, 4 * 4096);
+/// // Two pages at 0x10000 and 0x11000 continue each other: one segment.
+/// map.push(4096, Target::Address(0x10000)).unwrap();
+/// map.push(4096, Target::Address(0x11000)).unwrap();
+/// // A page elsewhere starts a new one.
+/// map.push(4096, Target::Address(0x80000)).unwrap();
+/// assert_eq!(map.address_segment_count(), 2);
+/// assert_eq!(map.lookup(4096 + 8), Some(0x11008));
+///
+/// // The last page is not present: the map does not cover the buffer.
+/// map.push(4096, Target::NotPresent).unwrap();
+/// assert_eq!(
+///     map.coverage(),
+///     Coverage::Gap { offset: 3 * 4096, length: 4096, reason: "not present", mapped: 3 * 4096 },
+/// );
+///
+/// // Extents from a resolver must follow on exactly, and stay inside the buffer.
+/// assert!(map.push_at(0, 4096, Target::Address(0x1000)).is_err());
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaMap {
     kind: AddressKind,
@@ -108,6 +165,8 @@ pub struct PaMap {
 }
 
 impl PaMap {
+    /// An empty map of a buffer of `total_length` bytes whose addresses are
+    /// of `kind`, resolved in pages of `page_size`.
     pub fn new(kind: AddressKind, page_size: PageSize, total_length: u64) -> Self {
         Self {
             kind,
@@ -117,18 +176,23 @@ impl PaMap {
         }
     }
 
+    /// Which address space the segments' addresses belong to.
     pub fn kind(&self) -> AddressKind {
         self.kind
     }
 
+    /// The page size the resolver worked in: the granularity at which an
+    /// address can jump.
     pub fn page_size(&self) -> PageSize {
         self.page_size
     }
 
+    /// Length in bytes of the buffer the map describes, filled or not.
     pub fn total_length(&self) -> u64 {
         self.total_length
     }
 
+    /// Every extent, holes included, in buffer order.
     pub fn segments(&self) -> &[Segment] {
         &self.segments
     }
@@ -196,6 +260,9 @@ impl PaMap {
         self.address_segments().count()
     }
 
+    /// Whether every byte of the buffer has an address, or where the first
+    /// hole is. Bytes not filled yet count as a hole whose reason is
+    /// "missing".
     pub fn coverage(&self) -> Coverage {
         let mapped = self.mapped_bytes();
         if let Some(hole) = self.segments.iter().find(|s| s.address().is_none()) {

@@ -5,10 +5,18 @@
 /// One mapping (VMA) of a process, `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vma {
+    /// First virtual address of the mapping; page-aligned.
     pub start: u64,
+    /// One past the last virtual address; always greater than `start`.
     pub end: u64,
+    /// The four permission letters as the kernel prints them, e.g. `rw-s`
+    /// (`s` shared, `p` private).
     pub perms: String,
+    /// Byte offset into the mapped file at which `start` maps; 0 for an
+    /// anonymous mapping.
     pub offset: u64,
+    /// The file path or pseudo-name (`[stack]`, `/memfd:x (deleted)`);
+    /// empty for an anonymous mapping.
     pub path: String,
 }
 

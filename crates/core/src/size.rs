@@ -4,12 +4,69 @@
 /// Why a size or address did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
+    /// Not a whole number with an optional K, M, G or T suffix.
     #[error("invalid size '{0}': expected a number with an optional K, M, G or T suffix (e.g. 65536, 64K, 16M, 1G)")]
     Size(String),
+    /// A size of 0 bytes where a positive size is needed ([`ByteSize`]).
+    #[error("size '{0}' is 0: give a size of at least one byte")]
+    Zero(String),
+    /// A size of 2^64 bytes or more.
     #[error("size '{0}' does not fit 64 bits")]
     SizeOverflow(String),
+    /// Neither `0x`-prefixed hexadecimal nor decimal, or beyond 64 bits.
     #[error("invalid address '{0}': expected hexadecimal (0x7f12a0000000) or decimal")]
     Address(String),
+}
+
+/// A positive byte count as users type it (`65536`, `64K`, `16M`, `1G`,
+/// `2MiB`): the one parser behind every size flag.
+///
+/// ```
+/// use unimem_core::size::ByteSize;
+/// let s: ByteSize = "64K".parse().unwrap();
+/// assert_eq!(s.bytes(), 65536);
+/// assert!("0".parse::<ByteSize>().is_err());
+/// assert!("1.5G".parse::<ByteSize>().is_err());
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteSize(u64);
+
+impl ByteSize {
+    /// `bytes`, if it is not 0.
+    pub const fn new(bytes: u64) -> Option<Self> {
+        if bytes == 0 {
+            None
+        } else {
+            Some(Self(bytes))
+        }
+    }
+
+    /// The count of bytes, never 0.
+    pub const fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = ParseError;
+
+    /// Parses as [`parse_size`] does, and refuses 0: no flag of unimem
+    /// takes an empty size.
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        Self::new(parse_size(text)?).ok_or_else(|| ParseError::Zero(text.to_string()))
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&human(self.0))
+    }
+}
+
+impl From<ByteSize> for u64 {
+    fn from(s: ByteSize) -> u64 {
+        s.0
+    }
 }
 
 /// Parses a byte count with an optional binary suffix (K, M, G, T; an
@@ -96,6 +153,15 @@ mod tests {
             parse_size("17000000T"),
             Err(ParseError::SizeOverflow(_))
         ));
+    }
+
+    #[test]
+    fn byte_sizes_refuse_zero_and_keep_the_parse() {
+        assert_eq!("16M".parse::<ByteSize>().map(ByteSize::bytes), Ok(16 << 20));
+        assert_eq!("0".parse::<ByteSize>(), Err(ParseError::Zero("0".into())));
+        assert_eq!("0K".parse::<ByteSize>(), Err(ParseError::Zero("0K".into())));
+        assert!(matches!("x".parse::<ByteSize>(), Err(ParseError::Size(_))));
+        assert_eq!(ByteSize::new(3 << 29).unwrap().to_string(), "1.5 GiB");
     }
 
     #[test]

@@ -7,9 +7,13 @@ use unimem_core::checksum::checksum;
 /// One resolver checksum, compared with ours over the same bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct ChecksumCheck {
+    /// Byte offset of the checked range from the start of the surface.
     pub offset: u64,
+    /// Length of the checked range in bytes.
     pub length: u64,
+    /// The checksum the resolver computed through its own mapping.
     pub resolver: u64,
+    /// The checksum this process computed over the same bytes.
     pub local: u64,
 }
 
@@ -31,17 +35,27 @@ impl ChecksumCheck {
         }
     }
 
+    /// Whether the two checksums agree, i.e. the resolver's mapping shows
+    /// the bytes this process wrote.
     pub fn ok(&self) -> bool {
         self.resolver == self.local
     }
 }
 
-/// A salt that differs between runs, so stale bytes never verify.
+/// A salt that differs between runs and between calls, so stale bytes
+/// never verify: the clock and the process id tell runs apart, a counter
+/// tells calls apart when the clock does not move between them.
 pub fn fresh_salt() -> u64 {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    (t ^ (u64::from(std::process::id()) << 32)).rotate_left(17) | 1
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // An odd multiplier is a bijection on u64, so distinct counters stay
+    // distinct after mixing.
+    let mixed = (t ^ (u64::from(std::process::id()) << 32)).rotate_left(17)
+        ^ n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    mixed | 1
 }
 
 #[cfg(test)]
@@ -59,7 +73,8 @@ mod tests {
     }
 
     #[test]
-    fn salts_are_odd() {
-        assert_eq!(fresh_salt() & 1, 1);
+    fn successive_salts_differ() {
+        let salts: std::collections::HashSet<u64> = (0..10_000).map(|_| fresh_salt()).collect();
+        assert_eq!(salts.len(), 10_000, "two calls gave the same salt");
     }
 }

@@ -38,9 +38,12 @@ pub struct Error {
     source: Option<io::Error>,
 }
 
+/// `Result` with this crate's [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An error of `kind` with no OS error behind it. `message` is shown to
+    /// the user as is: lowercase, saying what failed and what to do.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -49,6 +52,8 @@ impl Error {
         }
     }
 
+    /// An error of `kind` caused by the OS error `source`, which stays
+    /// reachable through [`std::error::Error::source`] and [`Error::os_code`].
     pub fn with_source(kind: ErrorKind, message: impl Into<String>, source: io::Error) -> Self {
         Self {
             kind,
@@ -74,10 +79,14 @@ impl Error {
         self
     }
 
+    /// The kind, for a caller that handles some failures itself (falling
+    /// back to the service when reading pagemap is denied, say).
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
 
+    /// The message without the source's text; what [`Display`](fmt::Display)
+    /// prints.
     pub fn message(&self) -> &str {
         &self.message
     }

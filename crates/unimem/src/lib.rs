@@ -23,13 +23,12 @@ pub mod numa;
 pub mod pagemap;
 #[cfg(target_os = "linux")]
 pub mod pin;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 pub mod probe;
-#[cfg(target_os = "linux")]
 pub mod resolve;
 #[cfg(target_os = "linux")]
 pub mod service;
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", target_os = "macos"))]
 pub mod surface;
 #[cfg(target_os = "linux")]
 pub mod system;

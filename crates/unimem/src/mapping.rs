@@ -159,24 +159,31 @@ impl Mapping {
         unsafe { mm::madvise(self.ptr.as_ptr().cast(), self.len, advice) }
     }
 
+    /// Where the mapping starts in this process; page-aligned.
     pub fn addr(&self) -> VirtAddr {
         VirtAddr(self.ptr.as_ptr() as u64)
     }
 
+    /// Length of the mapping in bytes, as asked for; never 0.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Always false: [`Mapping::shared`] refuses 0 bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The mapped bytes. Another process sharing the pages may change them
+    /// while the slice is read.
     pub fn as_slice(&self) -> &[u8] {
         // SAFETY: `ptr` is valid for `len` bytes while `self` lives, and the
         // mapping is readable.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
+    /// The mapped bytes, writable; writes reach the file and every other
+    /// mapping of it.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as above, writable, and `&mut self` makes this the only
         // Rust reference into the mapping.

@@ -1,22 +1,53 @@
-//! The seed experiment as a library call: create a surface, write the test
-//! pattern, have a resolver prepare it, then verify coverage, the pattern,
-//! and any checksums the resolver computed through its own mapping.
+//! The seed experiment as a library call, on every platform: create a
+//! surface (a memfd on Linux, an IOSurface on macOS), write the test
+//! pattern, have a resolver prepare it (pagemap, the service or the DEXT),
+//! then verify coverage, the pattern, and the checksums the resolver
+//! computed through its own mapping.
 
 pub use crate::check::{fresh_salt, ChecksumCheck};
 use crate::error::Result;
 use crate::resolve::{Prepared, Resolver};
-use crate::surface::{Backing, Surface};
+use crate::surface::{self, Backing, Surface};
 use unimem_core::pattern::{Pattern, Verification};
 use unimem_core::Coverage;
 
 /// The steps a probe reports as it goes, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    CreatingSurface { size: u64, backing: Backing },
-    SurfaceReady { addr: u64, len: u64, page_size: u64 },
-    WritingPattern { salt: u64 },
-    Connecting { resolver: String },
-    Requesting { len: u64 },
+    /// About to create the surface.
+    CreatingSurface {
+        /// Bytes asked for, before rounding up to whole pages.
+        size: u64,
+        /// The memory the surface is made of.
+        backing: Backing,
+    },
+    /// The surface exists and is mapped in this process.
+    SurfaceReady {
+        /// Virtual address of its first byte in this process.
+        addr: u64,
+        /// Its length in bytes, whole pages.
+        len: u64,
+        /// Bytes per page of its memory (a huge page size for hugetlb).
+        page_size: u64,
+        /// The IOSurface id on macOS; a memfd has none.
+        id: Option<u32>,
+    },
+    /// About to write the test pattern.
+    WritingPattern {
+        /// The salt that makes this run's pattern differ from earlier ones.
+        salt: u64,
+    },
+    /// About to ask the resolver.
+    Connecting {
+        /// The resolver as [`Resolver::describe`] names it.
+        resolver: String,
+    },
+    /// Asking the resolver to prepare the surface.
+    Requesting {
+        /// Bytes to prepare: the whole surface.
+        len: u64,
+    },
+    /// Checking coverage, the pattern and the resolver's checksums.
     Verifying,
 }
 
@@ -24,24 +55,51 @@ pub enum Step {
 /// released before the surface is unmapped.
 #[derive(Debug)]
 pub struct ProbeOutcome {
+    /// The resolver's map of the surface, still prepared (pinned, where the
+    /// resolver pins) while this lives.
     pub prepared: Prepared,
+    /// The surface the map describes.
     pub surface: Surface,
+    /// The pattern written into the surface.
     pub pattern: Pattern,
+    /// Whether the surface still held the pattern after the resolver
+    /// prepared it.
     pub integrity: Verification,
+    /// Each resolver checksum compared with this process's.
     pub checksums: Vec<ChecksumCheck>,
 }
 
 impl ProbeOutcome {
+    /// Whether the map gives every byte of the surface an address.
     pub fn coverage(&self) -> Coverage {
         self.prepared.map.coverage()
     }
 
-    /// Coverage full, pattern intact, every checksum equal.
+    /// The one rule, on every platform: coverage full, pattern intact,
+    /// every checksum equal, and at least one checksum from a resolver that
+    /// vouches for the bytes with them.
     pub fn verified(&self) -> bool {
-        self.coverage() == Coverage::Full
-            && self.integrity.ok()
-            && self.checksums.iter().all(ChecksumCheck::ok)
+        verified(
+            &self.coverage(),
+            &self.integrity,
+            &self.checksums,
+            self.prepared.checksums_required,
+        )
     }
+}
+
+/// Whether a probe's findings verify it: coverage full, pattern intact,
+/// every checksum equal, and at least one checksum where `required`.
+pub fn verified(
+    coverage: &Coverage,
+    integrity: &Verification,
+    checksums: &[ChecksumCheck],
+    required: bool,
+) -> bool {
+    *coverage == Coverage::Full
+        && integrity.ok()
+        && checksums.iter().all(ChecksumCheck::ok)
+        && (!required || !checksums.is_empty())
 }
 
 /// Runs the probe: create, write, prepare, verify.
@@ -53,7 +111,7 @@ pub fn probe(
     mut step: impl FnMut(Step),
 ) -> Result<ProbeOutcome> {
     step(Step::CreatingSurface { size, backing });
-    let surface = Surface::create(size, backing)?;
+    let surface: Surface = surface::create(size, backing)?;
     probe_surface(surface, salt, resolver, step)
 }
 
@@ -69,6 +127,7 @@ pub fn probe_surface(
         addr: surface.addr().0,
         len: surface.len(),
         page_size: surface.page_size().bytes(),
+        id: surface.id(),
     });
 
     step(Step::WritingPattern { salt });
@@ -95,4 +154,48 @@ pub fn probe_surface(
         integrity,
         checksums,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unimem_core::pattern::Pattern;
+    use unimem_core::PageSize;
+
+    fn intact() -> Verification {
+        let page = PageSize::new(4096).unwrap();
+        let p = Pattern::new(page, 3);
+        let mut b = vec![0u8; 4096];
+        p.fill(0, &mut b);
+        p.verify(0, &b)
+    }
+
+    #[test]
+    fn a_resolver_that_vouches_with_checksums_must_deliver_one() {
+        let ok = ChecksumCheck::against(&[1, 2, 3, 4, 5, 6, 7, 8], 0, 8, 0);
+        let good = ChecksumCheck {
+            local: ok.local,
+            resolver: ok.local,
+            ..ok
+        };
+        let bad = ChecksumCheck {
+            resolver: !ok.local,
+            ..good
+        };
+        let (full, i) = (Coverage::Full, intact());
+        assert!(verified(&full, &i, &[], false));
+        assert!(
+            !verified(&full, &i, &[], true),
+            "no checksum where one is owed"
+        );
+        assert!(verified(&full, &i, &[good], true));
+        assert!(!verified(&full, &i, &[good, bad], true));
+        let gap = Coverage::Gap {
+            offset: 0,
+            length: 4096,
+            reason: "not present",
+            mapped: 0,
+        };
+        assert!(!verified(&gap, &i, &[good], true));
+    }
 }

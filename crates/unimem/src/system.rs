@@ -15,9 +15,14 @@ pub fn page_size() -> PageSize {
 /// One hugetlb pool (`/sys/kernel/mm/hugepages/hugepages-<N>kB`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HugePool {
+    /// Size of one huge page of this pool, in bytes.
     pub page_size: u64,
+    /// Pages in the pool (`nr_hugepages`).
     pub total: u64,
+    /// Pages not allocated yet (`free_hugepages`); reserved ones included.
     pub free: u64,
+    /// Free pages already promised to a mapping (`resv_hugepages`), so not
+    /// available to a new one.
     pub reserved: u64,
 }
 
@@ -90,8 +95,14 @@ pub fn selected_mode(text: &str) -> Option<String> {
     Some(text[start + 1..end].to_string())
 }
 
+/// THP mode for anonymous memory (`always`, `madvise`, `never`); read with
+/// [`thp_mode`].
 pub const THP_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/enabled";
+/// THP mode for shmem, and so for memfd surfaces (`always`, `within_size`,
+/// `advise`, `never`, `deny`, `force`); read with [`thp_mode`].
 pub const THP_SHMEM_ENABLED: &str = "/sys/kernel/mm/transparent_hugepage/shmem_enabled";
+/// Number of huge pages in the default-size hugetlb pool; writing it
+/// (as root) grows or shrinks the pool.
 pub const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
 /// The selected mode of a THP sysfs file, if the kernel has it.
@@ -128,10 +139,15 @@ mod tests {
     }
 
     #[test]
-    fn page_size_matches_sysconf() {
-        // SAFETY: sysconf has no preconditions.
-        #[allow(unsafe_code)]
-        let sc = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        assert_eq!(page_size().bytes(), sc as u64);
+    fn page_size_is_what_the_kernel_maps_with() {
+        // An independent reading: the kernel's page size for this
+        // process's own stack mapping, as /proc/self/smaps reports it.
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let kib: u64 = smaps
+            .lines()
+            .find_map(|l| l.strip_prefix("KernelPageSize:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("smaps has a KernelPageSize line");
+        assert_eq!(page_size().bytes(), kib * 1024);
     }
 }

@@ -20,6 +20,8 @@ pub struct ProbeView<'a> {
     pub map: &'a PaMap,
     pub integrity: &'a Verification,
     pub checksums: &'a [ChecksumCheck],
+    /// Whether the resolver vouches with checksums (so one is owed).
+    pub checksums_required: bool,
     pub surface: SurfaceJson,
     pub resolver: ResolverJson,
     /// The verdict on the device limits given on the command line.
@@ -42,13 +44,15 @@ pub struct Extra {
 }
 
 impl ProbeView<'_> {
-    /// Coverage full, pattern intact, every checksum equal, and every
-    /// device limit given met.
+    /// The library's one rule (`unimem::probe::verified`), and every
+    /// device limit given met and a DMA, if one was asked for, verified.
     pub fn verified(&self) -> bool {
-        self.map.coverage() == Coverage::Full
-            && self.integrity.ok()
-            && self.checksums.iter().all(ChecksumCheck::ok)
-            && self.device.as_ref().is_none_or(|d| d.ok)
+        unimem::probe::verified(
+            &self.map.coverage(),
+            self.integrity,
+            self.checksums,
+            self.checksums_required,
+        ) && self.device.as_ref().is_none_or(|d| d.ok)
             && self.dma.as_ref().is_none_or(|d| d.ok)
     }
 }
@@ -282,6 +286,7 @@ mod tests {
             map: &map,
             integrity: &integrity,
             checksums: &checks,
+            checksums_required: true,
             surface: SurfaceJson {
                 backing: "iosurface",
                 virtual_address: 0x1_0000_0000,
@@ -317,15 +322,35 @@ mod tests {
     }
 
     #[test]
-    fn linux_surfaces_have_no_id_field() {
-        let s = serde_json::to_value(SurfaceJson {
-            backing: "memfd",
-            virtual_address: 1,
-            length: 2,
-            pattern_salt: 3,
-            id: None,
-        })
-        .unwrap();
-        assert!(s.get("id").is_none());
+    fn a_dext_map_without_its_checksum_does_not_verify() {
+        let map = dext_like_map();
+        let pattern = Pattern::new(map.page_size(), 3);
+        let mut bytes = vec![0u8; 4 * 16384];
+        pattern.fill(0, &mut bytes);
+        let integrity = pattern.verify(0, &bytes);
+        let view = ProbeView {
+            map: &map,
+            integrity: &integrity,
+            checksums: &[],
+            checksums_required: true,
+            surface: SurfaceJson {
+                backing: "iosurface",
+                virtual_address: 0x1_0000_0000,
+                length: 4 * 16384,
+                pattern_salt: 3,
+                id: Some(9),
+            },
+            resolver: ResolverJson {
+                name: "dext",
+                pinned: true,
+            },
+            device: None,
+            numa: None,
+            dma: None,
+            arrangement: None,
+        };
+        assert!(!view.verified());
+        let json = serde_json::to_value(ProbeJson::new(&view)).unwrap();
+        assert_eq!(json["verification"]["ok"], false);
     }
 }

@@ -34,13 +34,15 @@ pub fn require_root() {
 }
 
 /// A copy of the binary in a directory every user may enter, for runs as
-/// another uid (the build directory may sit under a private one).
+/// another uid (the build directory may sit under a private one). The copy
+/// is removed when the test process exits.
 pub fn world_executable_bin() -> PathBuf {
     static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     COPY.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("unimem-test-bin-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        remove_at_exit(&dir);
         // Copy under another name and rename, so no test can exec a file
         // that is still open for writing (ETXTBSY).
         let tmp = dir.join("unimem.partial");
@@ -51,6 +53,23 @@ pub fn world_executable_bin() -> PathBuf {
         dst
     })
     .clone()
+}
+
+/// Removes `dir` when the process exits. The test harness ends with
+/// `exit`, which runs `atexit` handlers but no destructors of statics.
+fn remove_at_exit(dir: &std::path::Path) {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn remove() {
+        if let Some(d) = DIR.get() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    if DIR.set(dir.to_path_buf()).is_ok() {
+        // SAFETY: `remove` is a plain `extern "C" fn()` that touches only a
+        // static already set; atexit has no other precondition.
+        let rc = unsafe { libc::atexit(remove) };
+        assert_eq!(rc, 0, "atexit failed");
+    }
 }
 
 /// Runs the binary as nobody (uid and gid 65534).
@@ -66,12 +85,7 @@ pub fn as_nobody(args: &[&str]) -> Output {
 /// PFN. Panics on a page that is not present or hidden: callers populate
 /// first and run as root.
 pub fn reference_segments(pid: u32, va: u64, len: u64) -> Vec<(u64, u64)> {
-    let page = 4096u64;
-    assert_eq!(
-        page,
-        page_size(),
-        "the reference reader assumes 4 KiB base pages"
-    );
+    let page = page_size();
     let f = File::open(format!("/proc/{pid}/pagemap")).expect("open pagemap");
     let n = (len / page) as usize;
     let mut bytes = vec![0u8; n * 8];

@@ -26,9 +26,10 @@ pub enum AppleError {
 
     /// kIOReturnNotPermitted from IOServiceOpen or a call.
     #[error(
-        "{call} returned {status}: the DEXT refused this client. It needs the \
-         entitlement com.apple.developer.driverkit.allow-any-userclient-access \
-         in its signature, and an unsigned DEXT loads only with SIP disabled and \
+        "{call} returned {status}: the DEXT refused this client. It admits \
+         administrators only: run unimem as root (sudo). As root, check that the \
+         DEXT's signature carries com.apple.developer.driverkit.allow-any-userclient-access, \
+         and that an unsigned DEXT runs with SIP disabled and \
          `systemextensionsctl developer on`. See DEVELOPMENT.md"
     )]
     NotPermitted {
@@ -200,6 +201,7 @@ mod tests {
         assert!(s.contains("systemextensionsctl list"));
         let e = AppleError::from_open(IoReturn::NOT_PERMITTED);
         assert!(e.to_string().contains("0xe00002e2"));
+        assert!(e.to_string().contains("run unimem as root"));
         assert!(e.to_string().contains("allow-any-userclient-access"));
         assert!(e.to_string().contains("SIP"));
         let p = AppleError::from_reply(selector::PREPARE, IoReturn::CANNOT_WIRE);

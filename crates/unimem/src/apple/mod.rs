@@ -1,26 +1,16 @@
-//! The macOS backend: the seed's path, an IOSurface resolved by the
-//! CybMemDriver DEXT.
+//! What only macOS has: the IOKit, IOSurface and CoreFoundation calls
+//! (`ffi`), and the words for each way they fail (`error`), which reach
+//! callers as a [`crate::Error`] of the kind a user acts on.
 //!
-//! [`IoSurface`] allocates and locks the shared buffer; [`DextClient`]
-//! connects to the DEXT (`dext/` in this repository) and turns a range of
-//! the surface into DMA address segments that stay valid until completed,
-//! plus checksums the DEXT computes through its own mapping. Failures are
-//! [`AppleError`]s, one variant per thing a user does differently.
+//! The IOSurface itself is `crate::surface::IoSurface`; the DEXT client is
+//! `crate::resolve::dext`, the shared protocol client over IOKit.
 //!
 //! The module builds on macOS, and on any OS with
 //! `RUSTFLAGS="--cfg unimem_apple_check"` for `cargo check`/clippy, with
 //! no Apple framework linked (see `ffi`).
 
-mod dext;
 mod error;
-mod ffi;
-mod iosurface;
-pub mod probe;
+pub(crate) mod ffi;
 
-pub use dext::{
-    DextClient, DextPrepared, DextResolved, PreparedRange, Transport, MAX_PREPARED_RANGES,
-    USER_CLIENT_TYPE,
-};
-pub use error::{AppleError, ACTIVATION_STEPS, DEXT_NAME};
-pub use ffi::page_size;
-pub use iosurface::IoSurface;
+pub(crate) use error::AppleError;
+pub use error::{ACTIVATION_STEPS, DEXT_NAME};

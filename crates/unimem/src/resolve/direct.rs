@@ -10,6 +10,8 @@ use crate::pagemap::Pagemap;
 use crate::pin::Pin;
 use crate::surface::Surface;
 
+/// A [`Resolver`] that reads `/proc/self/pagemap` in this process: physical
+/// addresses, pinned first unless made with [`DirectResolver::unpinned`].
 #[derive(Debug)]
 pub struct DirectResolver {
     pagemap: Pagemap,
@@ -63,6 +65,6 @@ impl Resolver for DirectResolver {
             .resolve(surface.addr(), surface.len(), surface.page_size())?;
         let pinned = pin.is_some();
         let hold = pin.map(|p| Box::new(p) as Box<dyn Send>);
-        Ok(Prepared::new(map, pinned, Vec::new(), hold))
+        Ok(Prepared::new(map, pinned, hold))
     }
 }

@@ -5,71 +5,26 @@
 //! asks CybMemDriver. All hand back a [`Prepared`] buffer: its map, valid
 //! for as long as the value lives (pinned where the resolver pins), and any
 //! checksums the resolver computed through its own mapping of the memory.
+//!
+//! The service and the DEXT speak the same wire protocol; `protocol` is its
+//! one client, and each of them only a transport under it.
 
-use crate::error::Result;
-use crate::surface::Surface;
-use unimem_core::PaMap;
-
+#[cfg(any(target_os = "macos", unimem_apple_check))]
+pub mod dext;
+#[cfg(target_os = "linux")]
 pub mod direct;
+pub mod protocol;
+#[cfg(target_os = "linux")]
 pub mod service;
 
+#[cfg(any(target_os = "macos", unimem_apple_check))]
+pub use dext::DextResolver;
+#[cfg(target_os = "linux")]
 pub use direct::DirectResolver;
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+pub use resolver::{Prepared, RemoteChecksum, Resolver};
+#[cfg(target_os = "linux")]
 pub use service::ServiceResolver;
 
-/// A checksum the resolver computed over part of the prepared range,
-/// through its own mapping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct RemoteChecksum {
-    pub offset: u64,
-    pub length: u64,
-    pub value: u64,
-}
-
-/// A resolved (prepared) surface. Dropping it completes the preparation:
-/// pins and handles held for it are released.
-pub struct Prepared {
-    pub map: PaMap,
-    /// Whether the addresses are held by a long-term pin while this lives.
-    /// Unpinned addresses are a snapshot: the kernel may migrate pages.
-    pub pinned: bool,
-    /// Checksums computed by the resolver through its own mapping.
-    pub checksums: Vec<RemoteChecksum>,
-    /// Whatever keeps the preparation alive (a pin, a service handle).
-    _hold: Option<Box<dyn Send>>,
-}
-
-impl Prepared {
-    pub fn new(
-        map: PaMap,
-        pinned: bool,
-        checksums: Vec<RemoteChecksum>,
-        hold: Option<Box<dyn Send>>,
-    ) -> Self {
-        Self {
-            map,
-            pinned,
-            checksums,
-            _hold: hold,
-        }
-    }
-}
-
-impl std::fmt::Debug for Prepared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prepared")
-            .field("map", &self.map)
-            .field("pinned", &self.pinned)
-            .field("checksums", &self.checksums)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Something that resolves a whole surface.
-pub trait Resolver {
-    /// Short name for output: `direct`, `service`, `dext`.
-    fn name(&self) -> &'static str;
-    /// Where it resolves: `/proc/self/pagemap`, a socket path, a DEXT.
-    fn describe(&self) -> String;
-    /// Resolves every byte of `surface`.
-    fn prepare(&mut self, surface: &Surface) -> Result<Prepared>;
-}
+#[cfg(any(target_os = "linux", target_os = "macos"))]
+mod resolver;

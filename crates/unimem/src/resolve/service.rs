@@ -1,14 +1,15 @@
 //! The service client: resolves a surface through `unimem serve`.
 //!
-//! Connects to the service's `SOCK_SEQPACKET` socket, checks the version
-//! with the handshake first, passes the surface's fd with the prepare
-//! request (`SCM_RIGHTS`), then fetches the rest of the segments with
-//! continuations into a map built from untrusted parts (`PaMap::push_at`
-//! checks order, lengths and overflow), and asks for a checksum the service
-//! computes through its own mapping. The returned [`Prepared`] holds the
-//! connection and the handle: the pages stay pinned until it drops, which
-//! sends complete.
+//! [`SocketTransport`] carries the wire protocol over the service's
+//! `SOCK_SEQPACKET` socket, the surface's fd riding with the prepare
+//! request (`SCM_RIGHTS`), and turns the service's refusals into errors
+//! that name its rule. Everything else — the handshake, paging through
+//! continuations, the checks on every reply, checksum and complete — is the
+//! [`ProtocolClient`] every resolver shares. The [`Prepared`] a
+//! [`ServiceResolver`] returns holds the connection and the handle: the
+//! pages stay pinned until it drops, which sends complete.
 
+use super::protocol::{ProtocolClient, SurfaceRef, Transport};
 use super::{Prepared, RemoteChecksum, Resolver};
 use crate::error::{Error, ErrorKind, Result};
 use crate::service::frame::{self, FrameBuf};
@@ -21,8 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use unimem_core::iokit::IoReturn;
-use unimem_core::wire::{selector, Reply, Request, SegmentBatch, MAX_MESSAGE, VERSION};
-use unimem_core::{PaMap, PageSize, Target};
+use unimem_core::wire::{selector, Reply, Request, MAX_MESSAGE};
+use unimem_core::PaMap;
 
 pub use crate::service::DEFAULT_SOCKET;
 pub use unimem_core::wire::ServerInfo;
@@ -35,26 +36,56 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(300);
 const HOW_TO_START: &str = "start it as root with `sudo unimem serve` (add `--allow-gid GROUP` \
 or `--allow-uid UID` to admit users), or `sudo systemctl start unimem`";
 
-/// A connection to the service that has passed the handshake.
-pub struct ServiceClient {
+/// The service's socket, carrying one request and its reply at a time.
+pub struct SocketTransport {
     sock: OwnedFd,
     path: PathBuf,
-    info: ServerInfo,
     buf: Box<FrameBuf>,
 }
 
-impl std::fmt::Debug for ServiceClient {
+/// A connection to the service that has passed the handshake.
+pub type ServiceClient = ProtocolClient<SocketTransport>;
+
+impl std::fmt::Debug for SocketTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceClient")
+        f.debug_struct("SocketTransport")
             .field("path", &self.path)
-            .field("info", &self.info)
             .finish_non_exhaustive()
     }
 }
 
-impl ServiceClient {
+impl ProtocolClient<SocketTransport> {
     /// Connects to the service at `path` and does the handshake.
     pub fn connect(path: &Path) -> Result<ServiceClient> {
+        ProtocolClient::handshake(SocketTransport::connect(path)?)
+    }
+
+    /// What the service said in the handshake.
+    pub fn info(&self) -> &ServerInfo {
+        self.server()
+    }
+
+    /// The socket this client is connected to.
+    pub fn path(&self) -> &Path {
+        &self.transport().path
+    }
+
+    /// Prepares (maps and pins) `[offset, offset + length)` of the file
+    /// behind `fd` and fetches every segment. Returns the handle and map.
+    pub fn prepare(
+        &mut self,
+        fd: BorrowedFd<'_>,
+        offset: u64,
+        length: u64,
+    ) -> Result<(u64, PaMap)> {
+        let p = self.prepare_range(&SurfaceRef::fd(fd), offset, length)?;
+        Ok((p.handle, p.map))
+    }
+}
+
+impl SocketTransport {
+    /// Connects to the service's socket at `path`; nothing is sent yet.
+    pub fn connect(path: &Path) -> Result<SocketTransport> {
         let shown = path.display();
         let sock = frame::socket()?;
         let addr = frame::address(path)?;
@@ -92,46 +123,11 @@ impl ServiceClient {
             Error::with_source(kind, msg, e.into())
         })?;
         let _ = sockopt::set_socket_timeout(&sock, sockopt::Timeout::Recv, Some(REPLY_TIMEOUT));
-        let mut client = ServiceClient {
+        Ok(SocketTransport {
             sock,
             path: path.to_path_buf(),
-            info: ServerInfo {
-                version: 0,
-                address_kind: unimem_core::AddressKind::Physical,
-                page_size: 0,
-                max_segments_per_reply: 0,
-                max_prepare_bytes: 0,
-                server_version: String::new(),
-            },
             buf: Box::new([0; MAX_MESSAGE + 1]),
-        };
-        let req = Request::Handshake {
-            min_version: VERSION,
-            max_version: VERSION,
-        };
-        match client.call(&req, None)? {
-            Reply::Handshake(info) if info.version == VERSION => client.info = info,
-            Reply::Handshake(info) => {
-                return Err(Error::new(
-                    ErrorKind::Protocol,
-                    format!(
-                        "the service at '{shown}' chose protocol version {}, this client speaks {VERSION}",
-                        info.version
-                    ),
-                ))
-            }
-            other => return Err(unexpected(&other)),
-        }
-        Ok(client)
-    }
-
-    /// What the service said in the handshake.
-    pub fn info(&self) -> &ServerInfo {
-        &self.info
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        })
     }
 
     /// Sends `req` (with `fd` as `SCM_RIGHTS`, if any) and decodes the
@@ -233,164 +229,16 @@ impl ServiceClient {
             r => Ok(r),
         }
     }
-
-    /// Prepares (maps and pins) `[offset, offset + length)` of the file
-    /// behind `fd` and fetches every segment. Returns the handle and map.
-    pub fn prepare(
-        &mut self,
-        fd: BorrowedFd<'_>,
-        offset: u64,
-        length: u64,
-    ) -> Result<(u64, PaMap)> {
-        let req = Request::Prepare {
-            offset,
-            length,
-            client_va: 0,
-            surface_id: 0,
-        };
-        let first = match self.call(&req, Some(fd))? {
-            Reply::Segments { batch, .. } => batch,
-            other => return Err(unexpected(&other)),
-        };
-        let handle = first.handle;
-        let page = PageSize::new(first.page_size).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "the service's page size {} is not a power of two",
-                    first.page_size
-                ),
-            )
-        })?;
-        if first.total_length != length || first.start != 0 {
-            let _ = self.complete(handle);
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                format!(
-                    "the service prepared {} bytes from {:#x}, not the {length} asked for",
-                    first.total_length, first.start
-                ),
-            ));
-        }
-        let mut map = PaMap::new(first.address_kind, page, length);
-        let mut batch = first;
-        loop {
-            if let Err(e) = add_batch(&mut map, &batch, handle, length) {
-                let _ = self.complete(handle);
-                return Err(e);
-            }
-            if batch.is_last() {
-                break;
-            }
-            let req = Request::Segments {
-                handle,
-                continuation: batch.next,
-            };
-            batch = match self.call(&req, None) {
-                Ok(Reply::Segments { batch, .. }) => batch,
-                Ok(other) => {
-                    let _ = self.complete(handle);
-                    return Err(unexpected(&other));
-                }
-                Err(e) => {
-                    let _ = self.complete(handle);
-                    return Err(e);
-                }
-            };
-        }
-        Ok((handle, map))
-    }
-
-    /// The service's checksum of `[offset, offset + length)` of a prepared
-    /// range, computed through its own mapping.
-    pub fn checksum(&mut self, handle: u64, offset: u64, length: u64) -> Result<u64> {
-        match self.call(
-            &Request::Checksum {
-                handle,
-                offset,
-                length,
-            },
-            None,
-        )? {
-            Reply::Checksum {
-                checksum,
-                handle: h,
-                offset: o,
-                length: l,
-                algorithm,
-            } if h == handle && o == offset && l == length => {
-                if algorithm != unimem_core::checksum::ALGORITHM_FNV1A64_WORDS {
-                    return Err(Error::new(
-                        ErrorKind::Protocol,
-                        format!(
-                            "the service used checksum algorithm {algorithm}, not FNV-1a words"
-                        ),
-                    ));
-                }
-                Ok(checksum)
-            }
-            other => Err(unexpected(&other)),
-        }
-    }
-
-    /// Releases a prepared range; returns the bytes the service unpinned.
-    pub fn complete(&mut self, handle: u64) -> Result<u64> {
-        match self.call(&Request::Complete { handle }, None)? {
-            Reply::Complete { released_bytes, .. } => Ok(released_bytes),
-            other => Err(unexpected(&other)),
-        }
-    }
 }
 
-/// Appends one batch to the map, checking it continues where the map ends.
-fn add_batch(map: &mut PaMap, b: &SegmentBatch, handle: u64, total: u64) -> Result<()> {
-    if b.handle != handle || b.total_length != total || b.start != map.filled_to() {
-        return Err(Error::new(
-            ErrorKind::Protocol,
-            format!(
-                "the service's reply does not continue the map (handle {}, start {:#x}, expected {:#x})",
-                b.handle,
-                b.start,
-                map.filled_to()
-            ),
-        ));
+impl Transport for SocketTransport {
+    fn peer(&self) -> &'static str {
+        "the resolver service"
     }
-    if !b.is_last() && b.segments.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Protocol,
-            "the service sent an empty batch before the end",
-        ));
-    }
-    let mut offset = b.start;
-    for &(addr, len) in &b.segments {
-        // Page frame 0 never backs user memory: an address of 0 is a
-        // service that could not see PFNs, never a real segment.
-        if addr == 0 {
-            return Err(Error::new(
-                ErrorKind::Protocol,
-                format!("the service sent address 0 for offset {offset:#x}: it cannot see PFNs"),
-            ));
-        }
-        map.push_at(offset, len, Target::Address(addr))
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Protocol,
-                    format!("bad segment from the service: {e}"),
-                )
-            })?;
-        offset += len;
-    }
-    Ok(())
-}
 
-fn unexpected(r: &Reply) -> Error {
-    Error::new(
-        ErrorKind::Protocol,
-        format!(
-            "the service answered with an unexpected {} reply",
-            selector::name(r.selector())
-        ),
-    )
+    fn call(&mut self, request: &Request, fd: Option<BorrowedFd<'_>>) -> Result<Reply> {
+        SocketTransport::call(self, request, fd)
+    }
 }
 
 /// Turns an error reply into an error that says who refused and why.
@@ -490,6 +338,8 @@ impl ServiceResolver {
         self
     }
 
+    /// What the service said in the handshake: its address kind, page
+    /// size and limits.
     pub fn info(&self) -> ServerInfo {
         lock(&self.client).info().clone()
     }
@@ -512,26 +362,31 @@ impl Resolver for ServiceResolver {
     fn prepare(&mut self, surface: &Surface) -> Result<Prepared> {
         let mut client = lock(&self.client);
         let (handle, map) = client.prepare(surface.fd(), 0, surface.len())?;
-        let mut checksums = Vec::new();
-        if self.plan == ChecksumPlan::Whole {
+        let checksums = if self.plan == ChecksumPlan::Whole {
             match client.checksum(handle, 0, surface.len()) {
-                Ok(value) => checksums.push(RemoteChecksum {
+                Ok(value) => Some(vec![RemoteChecksum {
                     offset: 0,
                     length: surface.len(),
                     value,
-                }),
+                }]),
                 Err(e) => {
                     let _ = client.complete(handle);
                     return Err(e);
                 }
             }
-        }
+        } else {
+            None
+        };
         drop(client);
         let hold = Hold {
             client: Arc::clone(&self.client),
             handle,
         };
-        Ok(Prepared::new(map, true, checksums, Some(Box::new(hold))))
+        let prepared = Prepared::new(map, true, Some(Box::new(hold)));
+        Ok(match checksums {
+            Some(c) => prepared.with_checksums(c),
+            None => prepared,
+        })
     }
 }
 

@@ -95,7 +95,7 @@ impl Surface {
             Backing::Memfd => check_available(len)?,
         }
 
-        let mut flags = MemfdFlags::CLOEXEC;
+        let mut flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
         if backing == Backing::Hugetlb {
             flags |= MemfdFlags::HUGETLB;
         }
@@ -139,6 +139,63 @@ impl Surface {
         };
         surface.populate()?;
         Ok(surface)
+    }
+
+    /// Takes over a surface another process created and passed its fd:
+    /// a memfd (or a tmpfs or hugetlbfs file) opened read-write and sealed
+    /// against shrinking (`F_SEAL_SHRINK`), since a file truncated under a
+    /// mapping turns reads of the lost pages into SIGBUS. The whole file is
+    /// mapped shared; nothing is faulted in, so pages its owner never wrote
+    /// stay holes, and a resolver reports them as such.
+    ///
+    /// ```no_run
+    /// # fn demo(fd: std::os::fd::OwnedFd) -> unimem::Result<()> {
+    /// let surface = unimem::surface::Surface::from_fd(fd)?;
+    /// println!("{} bytes at {:#x}", surface.len(), surface.addr().0);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_fd(fd: OwnedFd) -> Result<Surface> {
+        const HUGETLBFS_MAGIC: i64 = 0x9584_58f6;
+        let seals = rfs::fcntl_get_seals(&fd).unwrap_or(rfs::SealFlags::empty());
+        if !seals.contains(rfs::SealFlags::SHRINK) {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                "the surface's file is not sealed against shrinking: its owner must seal it \
+                 with fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) before passing it on",
+            ));
+        }
+        let st = rfs::fstat(&fd)?;
+        let len = u64::try_from(st.st_size).unwrap_or(0);
+        if len == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                "the surface's file is empty: its owner must size it (ftruncate) first",
+            ));
+        }
+        let (backing, page_size) = if rfs::fstatfs(&fd)?.f_type as i64 == HUGETLBFS_MAGIC {
+            let page = PageSize::new(st.st_blksize as u64).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    "the hugetlbfs file reports a page size that is not a power of two",
+                )
+            })?;
+            (Backing::Hugetlb, page)
+        } else {
+            (Backing::Memfd, system::page_size())
+        };
+        let len_usize = usize::try_from(len).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("a file of {len} bytes does not fit this machine's address space"),
+            )
+        })?;
+        let mapping = Mapping::shared(&fd, 0, len_usize)?;
+        Ok(Surface {
+            mapping,
+            fd,
+            backing,
+            page_size,
+        })
     }
 
     /// Faults in every page for writing, so each has a frame before any
@@ -199,6 +256,11 @@ impl Surface {
     /// The mapping itself, for pinning.
     pub fn mapping(&self) -> &Mapping {
         &self.mapping
+    }
+
+    /// The IOSurface id of a macOS surface; a memfd has none.
+    pub fn id(&self) -> Option<u32> {
+        None
     }
 
     /// The memfd, to pass to a resolver that must prove we hold it.

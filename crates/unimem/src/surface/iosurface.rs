@@ -1,4 +1,4 @@
-//! An IOSurface as a unimem surface: one plane of `length` bytes (width =
+//! The macOS surface: an IOSurface of one plane of `length` bytes (width =
 //! bytes, height 1, one byte per element; rows of one page when IOSurface's
 //! maximum width is smaller), locked read-write for as long as the value
 //! lives, so its base address stays put while the DEXT resolves and pins
@@ -8,30 +8,73 @@
 //! property dictionary) is owned by a value that releases it; the surface
 //! is unlocked and released on drop.
 
-use super::error::AppleError;
-use super::ffi::{self, SurfaceKey, SurfaceRef};
+use crate::apple::ffi::{self, SurfaceKey, SurfaceRef};
+use crate::apple::AppleError;
+use crate::error::Result;
+use unimem_core::{PageSize, VirtAddr};
+
+/// What backs a surface on macOS: always an IOSurface.
+#[cfg(target_os = "macos")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backing {
+    /// An IOSurface, locked for the surface's lifetime.
+    IoSurface,
+}
+
+#[cfg(target_os = "macos")]
+impl Backing {
+    /// The name output uses: `iosurface`.
+    pub fn name(self) -> &'static str {
+        "iosurface"
+    }
+}
+
+#[cfg(target_os = "macos")]
+impl std::fmt::Display for Backing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// A locked IOSurface of `len()` bytes.
 pub struct IoSurface {
     surface: SurfaceRef,
     requested: u64,
+    page_size: PageSize,
+}
+
+/// The VM page size from the OS (16 KiB on Apple Silicon, 4 KiB on Intel).
+pub fn os_page_size() -> Result<PageSize> {
+    Ok(ffi::page_size()
+        .and_then(PageSize::new)
+        .ok_or(AppleError::Mismatch(
+            "sysconf(_SC_PAGESIZE) did not give a power of two",
+        ))?)
 }
 
 impl IoSurface {
-    /// Creates a surface of `length` bytes and locks it.
-    pub fn create(length: u64) -> Result<Self, AppleError> {
-        if length == 0 {
-            return Err(AppleError::SurfaceSize {
-                length,
-                reason: "a surface needs at least one byte".into(),
-            });
-        }
+    /// Creates a surface of at least `size` bytes, rounded up to whole
+    /// pages, and locks it.
+    pub fn create(size: u64) -> Result<Self> {
+        let page_size = os_page_size()?;
+        let length =
+            page_size
+                .round_up(size)
+                .filter(|&n| n > 0)
+                .ok_or_else(|| AppleError::SurfaceSize {
+                    length: size,
+                    reason: "not a positive size that whole pages can hold".into(),
+                })?;
+        Ok(Self::create_exact(length, page_size)?)
+    }
+
+    fn create_exact(length: u64, page_size: PageSize) -> std::result::Result<Self, AppleError> {
         let signed = i64::try_from(length).map_err(|_| AppleError::SurfaceSize {
             length,
             reason: "larger than a CFNumber of type SInt64 can carry".into(),
         })?;
         // IOSurface bounds each property; ask rather than guess.
-        let page = ffi::page_size().unwrap_or(4096);
+        let page = page_size.bytes();
         let (width, height) = layout(
             length,
             page,
@@ -76,19 +119,37 @@ impl IoSurface {
         Ok(IoSurface {
             surface,
             requested: length,
+            page_size,
         })
     }
 
     /// The global IOSurface ID (for logs on both sides).
-    pub fn id(&self) -> u32 {
-        self.surface.id()
+    pub fn id(&self) -> Option<u32> {
+        Some(self.surface.id())
     }
 
-    /// The bytes the caller asked for.
+    /// What backs it.
+    #[cfg(target_os = "macos")]
+    pub fn backing(&self) -> Backing {
+        Backing::IoSurface
+    }
+
+    /// The OS page size, the grain of the surface and of the pattern.
+    pub fn page_size(&self) -> PageSize {
+        self.page_size
+    }
+
+    /// The base address in this process.
+    pub fn addr(&self) -> VirtAddr {
+        VirtAddr(self.base_address())
+    }
+
+    /// The surface's length: the size asked for, rounded up to whole pages.
     pub fn len(&self) -> u64 {
         self.requested
     }
 
+    /// Always false: creation refuses 0 bytes.
     pub fn is_empty(&self) -> bool {
         self.requested == 0
     }
@@ -105,13 +166,13 @@ impl IoSurface {
     }
 
     /// The first `len()` bytes.
-    pub fn bytes(&self) -> &[u8] {
+    pub fn as_slice(&self) -> &[u8] {
         let all = self.surface.bytes().unwrap_or(&[]);
         &all[..all.len().min(self.requested as usize)]
     }
 
     /// The first `len()` bytes, writable (to lay down the test pattern).
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
         let requested = self.requested as usize;
         let all = self.surface.bytes_mut().unwrap_or(&mut []);
         let n = all.len().min(requested);
@@ -158,7 +219,7 @@ fn ffi_max(key: SurfaceKey) -> u64 {
 impl std::fmt::Debug for IoSurface {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IoSurface")
-            .field("id", &self.id())
+            .field("id", &self.surface.id())
             .field("len", &self.requested)
             .field("base", &format_args!("{:#x}", self.base_address()))
             .finish()

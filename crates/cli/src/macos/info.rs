@@ -7,7 +7,9 @@ use clap::Args;
 use serde::Serialize;
 use std::fmt::Write;
 use std::process::ExitCode;
-use unimem::apple::{probe::os_page_size, DextClient, DEXT_NAME};
+use unimem::apple::DEXT_NAME;
+use unimem::resolve::dext::DextClient;
+use unimem::surface::os_page_size;
 use unimem::Result;
 use unimem_core::size::human;
 

@@ -15,7 +15,7 @@ use unimem::Result;
 use unimem_core::device::{render_verdict, DeviceVerdict};
 use unimem_core::numa::split_by_node;
 use unimem_core::report::{shown_rows, Shown};
-use unimem_core::size::{parse_address, parse_size};
+use unimem_core::size::{parse_address, ByteSize};
 use unimem_core::{Coverage, Target, VirtAddr};
 
 #[derive(Debug, Args)]
@@ -27,8 +27,8 @@ pub struct MapArgs {
     #[arg(long, value_parser = parse_address_arg)]
     pub addr: u64,
     /// Length of the range: 4096, 2M, 1G.
-    #[arg(long, value_parser = parse_len_arg)]
-    pub len: u64,
+    #[arg(long)]
+    pub len: ByteSize,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -44,19 +44,11 @@ fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
     parse_address(text).map_err(|e| e.to_string())
 }
 
-fn parse_len_arg(text: &str) -> std::result::Result<u64, String> {
-    match parse_size(text) {
-        Ok(0) => Err(format!("length '{text}' is 0: give at least one page")),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
     args.device.validate()?;
-    let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len)?;
+    let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len.bytes())?;
     let verdict = args.device.verdict(&pm.map);
-    let runs = numa::node_runs(args.pid, VirtAddr(args.addr), args.len);
+    let runs = numa::node_runs(args.pid, VirtAddr(args.addr), args.len.bytes());
     let by_node = split_by_node(&pm.map, &runs);
     if args.json {
         let mut doc = MapJson::new(&pm);

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use unimem::service::{self, Config, Limits, Policy, Service, Termination};
 use unimem::{Error, ErrorKind};
-use unimem_core::size::{human, parse_size};
+use unimem_core::size::{human, ByteSize};
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -25,14 +25,14 @@ pub struct ServeArgs {
     #[arg(long = "allow-gid", value_name = "GID")]
     pub allow_gid: Vec<String>,
     /// Largest range one prepare may ask for: 65536, 64K, 16M, 4G.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
-    pub max_bytes: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    pub max_bytes: Option<ByteSize>,
     /// Bytes one connection may hold prepared (pinned) at once.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
-    pub max_connection_bytes: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    pub max_connection_bytes: Option<ByteSize>,
     /// Bytes all connections together may hold prepared (default: half of RAM).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
-    pub max_total_bytes: Option<u64>,
+    #[arg(long, value_name = "SIZE")]
+    pub max_total_bytes: Option<ByteSize>,
     /// Connections served at once.
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
@@ -53,27 +53,19 @@ pub struct ServeArgs {
     pub verbose: bool,
 }
 
-fn parse_size_arg(text: &str) -> Result<u64, String> {
-    match parse_size(text) {
-        Ok(0) => Err(format!("'{text}' is 0: give a size of at least one page")),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// The service's configuration from the arguments.
 pub fn config(args: &ServeArgs) -> Result<Config, Error> {
     let mut limits = Limits::default();
-    if let Some(n) = args.max_bytes {
+    if let Some(n) = args.max_bytes.map(ByteSize::bytes) {
         limits.max_prepare_bytes = n;
         // A per-connection limit below the per-prepare one would make the
         // larger prepares impossible; raise it with --max-bytes.
         limits.max_connection_bytes = limits.max_connection_bytes.max(n);
     }
-    if let Some(n) = args.max_connection_bytes {
+    if let Some(n) = args.max_connection_bytes.map(ByteSize::bytes) {
         limits.max_connection_bytes = n;
     }
-    if let Some(n) = args.max_total_bytes {
+    if let Some(n) = args.max_total_bytes.map(ByteSize::bytes) {
         limits.max_total_bytes = n;
     }
     if let Some(n) = args.max_connections {
