@@ -4,6 +4,7 @@
 //!
 //! Reserves huge pages: holds the project's mm lock file and puts
 //! `nr_hugepages` back on drop.
+#![cfg(target_os = "linux")]
 
 mod common;
 

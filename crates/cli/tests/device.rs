@@ -1,6 +1,7 @@
 //! Device constraint verdicts from the real binary, checked against a
 //! scatter-gather list the test builds itself, page by page, from its own
 //! reading of pagemap.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! `probe --dma-from`: the machine's disk writes a file into the prepared
 //! surface by DMA, and the probe's map is checked against the test's own
 //! pagemap reading after it; refusals name what to do.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! NUMA nodes per segment, against the machine's own node list and the
 //! test's own pagemap reading.
+#![cfg(target_os = "linux")]
 
 mod common;
 

@@ -5,6 +5,7 @@
 //! Compaction affects the whole machine: the test holds the project's mm
 //! lock file, and turns proactive compaction off (restored on drop) so the
 //! only compaction in its windows is the one it triggers.
+#![cfg(target_os = "linux")]
 
 mod common;
 
