@@ -14,13 +14,14 @@ use std::process::ExitCode;
 #[cfg_attr(target_os = "macos", path = "macos/mod.rs")]
 mod platform;
 
+mod device;
 mod manual;
 mod output;
 mod picture;
 mod probe;
 mod progress;
 
-use platform::{info, map, serve};
+use platform::{info, map, serve, watch};
 
 /// Physical and device address maps of shared buffers, verified.
 #[derive(Debug, Parser)]
@@ -54,6 +55,11 @@ enum Command {
     /// Print the manual page (roff), generated from the same definitions
     /// as --help.
     Man,
+    /// Re-resolve a range of a process periodically (root) and print every
+    /// page whose physical address changed, with the kernel's migration
+    /// counters meanwhile. Linux only.
+    #[command(hide = LINUX_ONLY_HIDDEN)]
+    Watch(watch::WatchArgs),
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -72,6 +78,7 @@ fn main() -> ExitCode {
         Command::Map(args) => map::run(args),
         Command::Info(args) => info::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     match result {
         Ok(code) => code,
@@ -110,8 +117,17 @@ fn usage_error(e: clap::Error) -> ExitCode {
         }
         _ => {
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid usage");
+            let mut lines = text.lines();
+            let first = lines.next().unwrap_or("invalid usage");
             let first = first.strip_prefix("error: ").unwrap_or(first);
+            // "required arguments were not provided:" lists them on the
+            // next line; keep them on the one line printed.
+            let detail = match first.ends_with(':') {
+                true => lines.next().map_or("", str::trim),
+                false => "",
+            };
+            let first = format!("{first} {detail}");
+            let first = first.trim_end();
             let _ = writeln!(std::io::stderr(), "unimem: {first} (see unimem --help)");
             ExitCode::from(EXIT_ERROR)
         }

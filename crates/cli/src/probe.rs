@@ -4,15 +4,21 @@
 //! CybMemDriver DEXT on macOS); the rest — surface, pattern, prepare,
 //! verification and output — is the same code everywhere (`view.rs`).
 
-mod view;
+// What only one platform adds to a probe (Linux: arranging huge pages,
+// DMA from a block device, NUMA nodes), behind the same calls on each.
+#[cfg_attr(target_os = "linux", path = "probe/linux.rs")]
+#[cfg_attr(target_os = "macos", path = "probe/macos.rs")]
+mod steps;
+pub mod view;
 
+use crate::device::DeviceArgs;
 use crate::picture::SvgFile;
 use crate::platform::{self, BackingArg, ProbeOptions, Via};
 use crate::progress::Progress;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use unimem::probe::{self, Advance, Phase, ProbeOutcome, Step};
+use unimem::probe::{Advance, Phase, ProbeOutcome, Step};
 use unimem::Result;
 use unimem_core::size::{human, ByteSize};
 use view::{ProbeView, ResolverJson, SurfaceJson};
@@ -30,6 +36,9 @@ pub struct ProbeArgs {
     pub via: Via,
     #[command(flatten)]
     pub platform: ProbeOptions,
+    /// A device's DMA limits to judge the map against.
+    #[command(flatten)]
+    pub device: DeviceArgs,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -52,36 +61,37 @@ pub struct ProbeArgs {
 }
 
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
+    args.device.validate()?;
     // Created first, so a path that cannot be written fails before the work.
     let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
+    let extras = steps::Extras::open(args)?;
     let mut resolver = platform::resolver(args.via, &args.platform)?;
     let mut progress = Progress::new(args.size.bytes(), args.json, args.quiet);
-    let outcome = probe::probe(
-        args.size.bytes(),
-        args.backing.into(),
-        probe::fresh_salt(),
-        resolver.as_mut(),
-        |s| match s {
-            Step::Progress(Advance { phase, done, total }) => {
-                let what = match phase {
-                    Phase::Fill => "fill",
-                    Phase::Verify => "verify",
-                };
-                progress.bytes(what, done, total)
-            }
-            Step::CreatingSurface { size, .. } => {
-                progress.line(&step_line(&s));
-                progress.waiting("create", size);
-            }
-            Step::Requesting { len } => {
-                progress.line(&step_line(&s));
-                progress.waiting("resolve", len);
-            }
-            s => progress.line(&step_line(&s)),
-        },
-    )?;
+    let (mut outcome, arrangement) = extras.probe(args, resolver.as_mut(), |s| match s {
+        Step::Progress(Advance { phase, done, total }) => {
+            let what = match phase {
+                Phase::Fill => "fill",
+                Phase::Verify => "verify",
+            };
+            progress.bytes(what, done, total)
+        }
+        Step::CreatingSurface { size, .. } => {
+            progress.line(&step_line(&s));
+            progress.waiting("create", size);
+        }
+        Step::Requesting { len } => {
+            progress.line(&step_line(&s));
+            progress.waiting("resolve", len);
+        }
+        s => progress.line(&step_line(&s)),
+    })?;
     drop(progress);
-    let view = outcome_view(&outcome, resolver.name());
+    let dma = extras.dma(args, &mut outcome, resolver.as_mut())?;
+    let mut view = outcome_view(&outcome, resolver.name());
+    view.device = args.device.verdict(view.map);
+    view.numa = steps::numa_segments(&outcome);
+    view.dma = dma;
+    view.arrangement = arrangement;
     if let Some(svg) = svg {
         let subject = format!(
             "{} {} surface",
@@ -110,6 +120,10 @@ fn outcome_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a
             name: resolver,
             pinned: o.prepared.pinned,
         },
+        device: None,
+        numa: None,
+        dma: None,
+        arrangement: None,
     }
 }
 

@@ -9,10 +9,12 @@
 
 pub mod addr;
 pub mod checksum;
+pub mod device;
 pub mod iokit;
 pub mod kpageflags;
 pub mod map;
 pub mod maps;
+pub mod numa;
 pub mod pagemap;
 pub mod pattern;
 pub mod report;

@@ -8,6 +8,8 @@
 #![deny(unsafe_code)]
 
 pub mod check;
+#[cfg(target_os = "linux")]
+pub mod dma;
 pub mod error;
 #[cfg(target_os = "linux")]
 pub mod inspect;
@@ -17,6 +19,8 @@ pub mod iomem;
 pub mod kpageflags;
 #[cfg(target_os = "linux")]
 pub mod mapping;
+#[cfg(target_os = "linux")]
+pub mod numa;
 #[cfg(target_os = "linux")]
 pub mod pagemap;
 #[cfg(target_os = "linux")]
@@ -30,6 +34,10 @@ pub mod service;
 pub mod surface;
 #[cfg(target_os = "linux")]
 pub mod system;
+#[cfg(target_os = "linux")]
+pub mod vmstat;
+#[cfg(target_os = "linux")]
+pub mod watch;
 
 pub use error::{Error, ErrorKind, Result};
 pub use unimem_core as core;

@@ -81,6 +81,76 @@ impl Mapping {
         Ok(Self { ptr, len })
     }
 
+    /// Maps pieces of `fd`, each `piece` bytes at the file offsets in
+    /// `offsets`, next to each other in that order: one shared read-write
+    /// range of `offsets.len() * piece` bytes starting on a multiple of
+    /// `align` (hugetlb mappings must start on a huge page). A reservation
+    /// of the whole range is made first and each piece mapped over it with
+    /// `MAP_FIXED`, so no other mapping can be hit.
+    pub fn pieces(fd: impl AsFd, offsets: &[u64], piece: usize, align: usize) -> Result<Self> {
+        let len = offsets
+            .len()
+            .checked_mul(piece)
+            .filter(|&l| l > 0)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidRequest, "no pieces to map"))?;
+        let reserve = len
+            .checked_add(align)
+            .ok_or_else(|| Error::new(ErrorKind::InvalidRequest, "range too large"))?;
+        let io = |what: String| {
+            move |e: rustix::io::Errno| Error::with_source(ErrorKind::Resources, what, e.into())
+        };
+        // SAFETY: a new anonymous, inaccessible mapping at an address the
+        // kernel chooses overlaps no Rust object.
+        let base = unsafe {
+            mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                reserve,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )
+        }
+        .map_err(io(format!(
+            "cannot reserve {reserve} bytes of address space"
+        )))? as usize;
+        let start = base.next_multiple_of(align);
+        // SAFETY: the head and tail trimmed here are parts of the
+        // reservation just made, outside the range kept.
+        unsafe {
+            if start > base {
+                let _ = mm::munmap(base as *mut _, start - base);
+            }
+            let end = start + len;
+            if base + reserve > end {
+                let _ = mm::munmap(end as *mut _, base + reserve - end);
+            }
+        }
+        for (i, &offset) in offsets.iter().enumerate() {
+            let at = start + i * piece;
+            // SAFETY: `at..at + piece` lies inside the reservation this
+            // function owns; MAP_FIXED replaces only that part of it.
+            let mapped = unsafe {
+                mm::mmap(
+                    at as *mut _,
+                    piece,
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::SHARED | MapFlags::FIXED,
+                    fd.as_fd(),
+                    offset,
+                )
+            };
+            if let Err(e) = mapped {
+                // SAFETY: the whole range is this function's reservation.
+                let _ = unsafe { mm::munmap(start as *mut _, len) };
+                return Err(io(format!(
+                    "cannot map the piece at file offset {offset:#x}"
+                ))(e));
+            }
+        }
+        let ptr = NonNull::new(start as *mut u8)
+            .ok_or_else(|| Error::new(ErrorKind::Io, "mmap returned a null mapping"))?;
+        Ok(Self { ptr, len })
+    }
+
     /// `madvise(addr, len, advice)` over the whole mapping, for the few
     /// kinds of advice that cannot invalidate what a slice of it shows.
     pub fn advise(&self, advice: Advice) -> rustix::io::Result<()> {

@@ -138,7 +138,18 @@ pub fn probe(
     mut step: impl FnMut(Step),
 ) -> Result<ProbeOutcome> {
     step(Step::CreatingSurface { size, backing });
-    let mut surface: Surface = surface::create(size, backing)?;
+    let surface: Surface = surface::create(size, backing)?;
+    probe_surface(surface, salt, resolver, step)
+}
+
+/// Runs the probe on a surface made by the caller (arranged, say): write,
+/// prepare, verify.
+pub fn probe_surface(
+    mut surface: Surface,
+    salt: u64,
+    resolver: &mut dyn Resolver,
+    mut step: impl FnMut(Step),
+) -> Result<ProbeOutcome> {
     step(Step::SurfaceReady {
         addr: surface.addr().0,
         len: surface.len(),

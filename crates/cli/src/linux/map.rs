@@ -1,16 +1,21 @@
 //! `unimem map`: the address map of an existing range of any process, with
 //! page flags from /proc/kpageflags.
 
+use crate::device::DeviceArgs;
 use crate::output::{self, io_error};
 use crate::picture::SvgFile;
+use crate::probe::view::{render_nodes, NumaJson};
 use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
 use clap::Args;
 use serde::Serialize;
 use std::fmt::Write;
 use std::process::ExitCode;
 use unimem::inspect::{self, ProcessMap};
+use unimem::numa;
 use unimem::Result;
+use unimem_core::device::{render_verdict, DeviceVerdict};
 use unimem_core::kpageflags::PageFlags;
+use unimem_core::numa::split_by_node;
 use unimem_core::report::{shown_rows, Shown};
 use unimem_core::size::{human, parse_address, ByteSize};
 use unimem_core::{Coverage, Target, VirtAddr};
@@ -43,6 +48,9 @@ pub struct MapArgs {
     /// Also draw the map as an SVG picture into FILE.
     #[arg(long, value_name = "FILE")]
     pub svg: Option<std::path::PathBuf>,
+    /// A device's DMA limits to judge the map against.
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
@@ -50,8 +58,12 @@ fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
 }
 
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
+    args.device.validate()?;
     let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
     let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len.bytes(), args.raw)?;
+    let verdict = args.device.verdict(&pm.map);
+    let runs = numa::node_runs(args.pid, VirtAddr(args.addr), args.len.bytes());
+    let by_node = split_by_node(&pm.map, &runs);
     if let Some(svg) = svg {
         let subject = format!(
             "{} of process {} at {:#x}",
@@ -62,12 +74,21 @@ pub fn run(args: &MapArgs) -> Result<ExitCode> {
         svg.write(&pm.map, subject, false)?;
     }
     if args.json {
-        output::json(&MapJson::new(&pm), args.pretty).map_err(io_error)?;
+        let mut doc = MapJson::new(&pm);
+        doc.device = verdict.as_ref();
+        doc.numa = Some(NumaJson::new(&by_node));
+        output::json(&doc, args.pretty).map_err(io_error)?;
     } else {
-        output::data(&render(&pm, args.all)).map_err(io_error)?;
+        let mut text = render(&pm, args.all);
+        if let Some(v) = &verdict {
+            text.push_str(&render_verdict(v));
+        }
+        text.push_str(&render_nodes(&by_node));
+        output::data(&text).map_err(io_error)?;
     }
     let full = pm.map.coverage() == Coverage::Full;
-    Ok(ExitCode::from(if full {
+    let device_ok = verdict.as_ref().is_none_or(|v| v.ok);
+    Ok(ExitCode::from(if full && device_ok {
         EXIT_OK
     } else {
         EXIT_VERIFY_FAILED
@@ -166,6 +187,10 @@ struct MapJson<'a> {
     mapped_bytes: u64,
     coverage: Coverage,
     segments: Rows<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a DeviceVerdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    numa: Option<NumaJson<'a>>,
 }
 
 /// Every row of a process map, as a JSON array of [`RowJson`].
@@ -226,6 +251,8 @@ impl<'a> MapJson<'a> {
             mapped_bytes: map.mapped_bytes(),
             coverage: map.coverage(),
             segments: Rows(pm),
+            device: None,
+            numa: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod info;
 pub mod map;
 pub mod serve;
+pub mod watch;
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -65,6 +66,28 @@ pub struct ProbeOptions {
     /// pages first (a snapshot the kernel may invalidate by migrating them).
     #[arg(long)]
     pub no_pin: bool,
+    /// After prepare, read FILE with O_DIRECT into the pinned surface (a
+    /// block device's DMA), then verify addresses and bytes.
+    #[arg(long, value_name = "FILE")]
+    pub dma_from: Option<PathBuf>,
+    /// Bytes to DMA from the start of FILE (default: the whole surface);
+    /// the rest of the surface must keep its test pattern.
+    #[arg(long, value_name = "SIZE", requires = "dma_from")]
+    pub dma_len: Option<unimem_core::size::ByteSize>,
+    /// Order of the surface's huge pages in the buffer: as the file has
+    /// them, or by physical address so adjacent ones coalesce (needs
+    /// --backing hugetlb and the direct resolver).
+    #[arg(long, value_enum, default_value_t = Arrange::File)]
+    pub arrange: Arrange,
+}
+
+/// The order of a hugetlb surface's pages in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Arrange {
+    /// in file order (the kernel's choice of virtual layout)
+    File,
+    /// ordered by physical address
+    Physical,
 }
 
 /// Picks the resolver. Direct refuses up front when PFNs are hidden, so no

@@ -78,3 +78,16 @@ pub mod serve {
         )
     }
 }
+
+/// `unimem watch`: Linux only.
+pub mod watch {
+    pub use super::unsupported::Rest as WatchArgs;
+    use std::process::ExitCode;
+
+    pub fn run(_: &WatchArgs) -> unimem::Result<ExitCode> {
+        super::unsupported::run(
+            "watch",
+            "it re-reads another process's /proc/PID/pagemap, which only Linux has",
+        )
+    }
+}

@@ -8,7 +8,9 @@ use serde::Serialize;
 use std::process::ExitCode;
 use unimem::check::ChecksumCheck;
 use unimem::Result;
+use unimem_core::device::{render_verdict, DeviceVerdict};
 use unimem_core::map::PaMap;
+use unimem_core::numa::{per_node, Node, NodeSegment};
 use unimem_core::pattern::Verification;
 use unimem_core::report::{self, JsonSegment};
 use unimem_core::Coverage;
@@ -22,17 +24,36 @@ pub struct ProbeView<'a> {
     pub checksums_required: bool,
     pub surface: SurfaceJson,
     pub resolver: ResolverJson,
+    /// The verdict on the device limits given on the command line.
+    pub device: Option<DeviceVerdict>,
+    /// Address segments split by NUMA node, where the platform tells.
+    pub numa: Option<Vec<NodeSegment>>,
+    /// What a DMA into the prepared surface showed (`--dma-from`).
+    pub dma: Option<Extra>,
+    /// How arranging the huge pages changed the runs (`--arrange`).
+    pub arrangement: Option<Extra>,
+}
+
+/// A result of an optional step, already rendered for both outputs.
+pub struct Extra {
+    pub ok: bool,
+    /// Its `[+]`/`[-]` lines.
+    pub lines: String,
+    /// Its JSON object.
+    pub json: serde_json::Value,
 }
 
 impl ProbeView<'_> {
-    /// The library's one rule (`unimem::probe::verified`).
+    /// The library's one rule (`unimem::probe::verified`), and every
+    /// device limit given met and a DMA, if one was asked for, verified.
     pub fn verified(&self) -> bool {
         unimem::probe::verified(
             &self.map.coverage(),
             self.integrity,
             self.checksums,
             self.checksums_required,
-        )
+        ) && self.device.as_ref().is_none_or(|d| d.ok)
+            && self.dma.as_ref().is_none_or(|d| d.ok)
     }
 }
 
@@ -86,7 +107,70 @@ pub fn render(v: &ProbeView<'_>, all: bool) -> String {
             ));
         }
     }
+    if let Some(a) = &v.arrangement {
+        out.push_str(&a.lines);
+    }
+    if let Some(d) = &v.dma {
+        out.push_str(&d.lines);
+    }
+    if let Some(d) = &v.device {
+        out.push_str(&render_verdict(d));
+    }
+    if let Some(segments) = &v.numa {
+        out.push_str(&render_nodes(segments));
+    }
     out
+}
+
+/// One line per NUMA node, only when the buffer spans more than one
+/// (a single-node machine prints nothing: every page is on node 0).
+pub fn render_nodes(segments: &[NodeSegment]) -> String {
+    let nodes = per_node(segments);
+    if nodes.len() < 2 {
+        return String::new();
+    }
+    let mut out = String::from("NUMA nodes:\n");
+    for (node, bytes, count) in nodes {
+        out.push_str(&format!(
+            "    node {node:<8} {bytes} bytes in {count} segments\n"
+        ));
+    }
+    out
+}
+
+/// The `numa` object of the JSON documents. `segments` is left out when
+/// one known node holds the whole buffer (every address segment is then on
+/// `nodes[0]`), so the document does not double on single-node machines.
+#[derive(Serialize)]
+pub struct NumaJson<'a> {
+    nodes: Vec<NodeBytes>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    segments: Option<&'a [NodeSegment]>,
+}
+
+#[derive(Serialize)]
+struct NodeBytes {
+    node: Node,
+    bytes: u64,
+    segments: usize,
+}
+
+impl<'a> NumaJson<'a> {
+    pub fn new(segments: &'a [NodeSegment]) -> Self {
+        let nodes: Vec<NodeBytes> = per_node(segments)
+            .into_iter()
+            .map(|(node, bytes, segments)| NodeBytes {
+                node,
+                bytes,
+                segments,
+            })
+            .collect();
+        let one_known = nodes.len() == 1 && nodes[0].node.0.is_some();
+        NumaJson {
+            nodes,
+            segments: (!one_known).then_some(segments),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -98,6 +182,14 @@ pub struct ProbeJson<'a> {
     verification: VerificationJson<'a>,
     surface: &'a SurfaceJson,
     resolver: &'a ResolverJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a DeviceVerdict>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    numa: Option<NumaJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dma: Option<&'a serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arrangement: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -153,6 +245,10 @@ impl<'a> ProbeJson<'a> {
             },
             surface: &v.surface,
             resolver: &v.resolver,
+            device: v.device.as_ref(),
+            numa: v.numa.as_deref().map(NumaJson::new),
+            dma: v.dma.as_ref().map(|d| &d.json),
+            arrangement: v.arrangement.as_ref().map(|a| &a.json),
         }
     }
 }
@@ -208,6 +304,10 @@ mod tests {
                 name: "dext",
                 pinned: true,
             },
+            device: None,
+            numa: None,
+            dma: None,
+            arrangement: None,
         };
         assert!(view.verified());
         let text = render(&view, false);
@@ -250,6 +350,10 @@ mod tests {
                 name: "dext",
                 pinned: true,
             },
+            device: None,
+            numa: None,
+            dma: None,
+            arrangement: None,
         };
         assert!(!view.verified());
         let json = serde_json::to_value(ProbeJson::new(&view)).unwrap();

@@ -3,6 +3,10 @@
 //! (`MFD_HUGETLB`, from the reserved pool) and shmem THP (collapsed with
 //! `MADV_COLLAPSE`, which works whatever `shmem_enabled` says).
 
+mod arrange;
+
+pub use arrange::Arrangement;
+
 use crate::error::{Error, ErrorKind, Result};
 use crate::mapping::{Advice, Mapping};
 use crate::system;

@@ -15,7 +15,7 @@ mod memfd;
 #[cfg(any(target_os = "macos", unimem_apple_check))]
 pub use iosurface::{os_page_size, IoSurface};
 #[cfg(target_os = "linux")]
-pub use memfd::{Backing, Surface};
+pub use memfd::{Arrangement, Backing, Surface};
 #[cfg(target_os = "macos")]
 pub use {iosurface::Backing, iosurface::IoSurface as Surface};
 
