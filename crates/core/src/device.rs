@@ -35,16 +35,31 @@ pub struct DeviceConstraints {
 /// Why a set of constraints cannot be evaluated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConstraintError {
+    /// `dma_bits` outside 1..=64; carries the value given.
     #[error("--dma-bits {0} is out of range: give 1 to 64 address bits")]
     DmaBits(u32),
+    /// `segment_boundary` or `align` is not a power of two.
     #[error("--{flag} {value} is not a power of two: give e.g. 4K, 64K or 4G")]
-    NotPowerOfTwo { flag: &'static str, value: u64 },
+    NotPowerOfTwo {
+        /// The command-line flag without its dashes: `segment-boundary` or
+        /// `align`.
+        flag: &'static str,
+        /// The value given, in bytes.
+        value: u64,
+    },
+    /// `max_segment_size` or `segment_boundary` is below the map's page
+    /// size.
     #[error("--{flag} {value} is smaller than the page size {page}: a driver splits no finer than a page; give at least {page}")]
     BelowPage {
+        /// The command-line flag without its dashes: `max-segment-size` or
+        /// `segment-boundary`.
         flag: &'static str,
+        /// The value given, in bytes.
         value: u64,
+        /// The map's page size, in bytes.
         page: u64,
     },
+    /// `max_segments` is 0.
     #[error("--max-segments 0 admits no buffer at all: give at least 1")]
     NoSegments,
 }
@@ -111,8 +126,11 @@ fn mask_of(bits: u32) -> u64 {
 /// One extent of the buffer: where it is in the buffer and at which address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Extent {
+    /// Byte offset of its first byte from the start of the buffer.
     pub offset: u64,
+    /// Address of its first byte, of the map's kind (physical or IOVA).
     pub address: u64,
+    /// Length in bytes; at least 1.
     pub length: u64,
 }
 
@@ -124,6 +142,8 @@ pub struct Check {
     pub constraint: &'static str,
     /// The value the device declared.
     pub limit: u64,
+    /// The constraint holds: no violations. Always true for the rules a
+    /// driver meets by splitting (`max_segment_size`, `segment_boundary`).
     pub ok: bool,
     /// Scatter-gather entries that break the constraint (for
     /// `max_segments`: entries beyond the limit).
@@ -135,6 +155,8 @@ pub struct Check {
     /// needed a split, and the first of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segments_split: Option<u64>,
+    /// The first map segment that needed a split, whole (before
+    /// splitting); `None` when none did, or for the other rules.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_split: Option<Extent>,
 }
@@ -144,6 +166,7 @@ pub struct Check {
 pub struct DeviceVerdict {
     /// Every constraint holds.
     pub ok: bool,
+    /// The limits the verdict was made under.
     pub constraints: DeviceConstraints,
     /// Map segments that carry addresses (before splitting).
     pub map_segments: u64,

@@ -32,9 +32,13 @@ impl std::fmt::Display for Node {
 /// A piece of an address segment on one node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct NodeSegment {
+    /// Byte offset of its first byte from the start of the buffer.
     pub offset: u64,
+    /// Address of its first byte, of the map's kind (physical or IOVA).
     pub address: u64,
+    /// Length in bytes.
     pub length: u64,
+    /// The node every byte of it is on, or unknown.
     pub node: Node,
 }
 
@@ -43,8 +47,12 @@ pub struct NodeSegment {
 /// of node changes rather than with pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeRun {
+    /// Byte offset of its first byte from the start of the buffer.
     pub offset: u64,
+    /// Length in bytes: a whole number of base pages, except that the
+    /// buffer's last run may end mid-page where the buffer does.
     pub length: u64,
+    /// The node of every base page in it, or unknown.
     pub node: Node,
 }
 

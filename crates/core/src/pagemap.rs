@@ -23,13 +23,30 @@
 use crate::addr::{PageSize, Pfn};
 use crate::map::{MapError, PaMap, Target};
 
+/// Bits 0–54: the page frame number of a present page (zero when hidden
+/// from a reader without CAP_SYS_ADMIN), or the swap type (bits 0–4) and
+/// swap offset (bits 5–54) of a swapped page. Kernel: `PM_PFRAME_MASK`.
 pub const PFN_MASK: u64 = (1 << 55) - 1;
+/// Bit 55: the page was written since its soft-dirty bit was last cleared
+/// through `/proc/PID/clear_refs`. Kernel: `PM_SOFT_DIRTY`.
 pub const SOFT_DIRTY: u64 = 1 << 55;
+/// Bit 56: the page is mapped by this process alone (since Linux 4.2).
+/// Kernel: `PM_MMAP_EXCLUSIVE`.
 pub const EXCLUSIVE: u64 = 1 << 56;
+/// Bit 57: the page is write-protected through userfaultfd (since Linux
+/// 5.13). Kernel: `PM_UFFD_WP`.
 pub const UFFD_WP: u64 = 1 << 57;
+/// Bit 58: the page lies in a guard region installed with
+/// `MADV_GUARD_INSTALL` (since Linux 6.15). Kernel: `PM_GUARD_REGION`.
 pub const GUARD: u64 = 1 << 58;
+/// Bit 61: the page is file-backed or shared anonymous memory, as memfd
+/// pages are (since Linux 3.5). Kernel: `PM_FILE`.
 pub const FILE_OR_SHARED: u64 = 1 << 61;
+/// Bit 62: the page is in swap; [`PFN_MASK`] then holds its swap type and
+/// offset. Kernel: `PM_SWAP`.
 pub const SWAPPED: u64 = 1 << 62;
+/// Bit 63: the page is present in RAM; [`PFN_MASK`] then holds its PFN.
+/// Kernel: `PM_PRESENT`.
 pub const PRESENT: u64 = 1 << 63;
 
 /// Bytes per pagemap entry.
@@ -43,7 +60,12 @@ pub enum PageState {
     /// Present, but the PFN field was zeroed: the reader lacks CAP_SYS_ADMIN.
     Hidden,
     /// Swapped out to `swap_type` at `offset`.
-    Swapped { swap_type: u8, offset: u64 },
+    Swapped {
+        /// Index of the swap area (bits 0–4 of the entry, 0–31).
+        swap_type: u8,
+        /// Slot within that swap area, in pages (bits 5–54 of the entry).
+        offset: u64,
+    },
     /// Neither present nor swapped.
     NotPresent,
 }
@@ -53,6 +75,9 @@ pub enum PageState {
 pub struct Entry(pub u64);
 
 impl Entry {
+    /// Decodes bits 63, 62 and 0–54: present (with a non-zero PFN), hidden
+    /// (present with PFN 0), swapped, or not present. [`PRESENT`] wins when
+    /// a corrupt word sets both it and [`SWAPPED`].
     pub fn state(self) -> PageState {
         let w = self.0;
         if w & PRESENT != 0 {
@@ -70,18 +95,23 @@ impl Entry {
         }
     }
 
+    /// Bit 55, [`SOFT_DIRTY`]: written since soft-dirty bits were cleared.
     pub fn soft_dirty(self) -> bool {
         self.0 & SOFT_DIRTY != 0
     }
+    /// Bit 56, [`EXCLUSIVE`]: mapped by this process alone.
     pub fn exclusive(self) -> bool {
         self.0 & EXCLUSIVE != 0
     }
+    /// Bit 57, [`UFFD_WP`]: write-protected through userfaultfd.
     pub fn uffd_wp(self) -> bool {
         self.0 & UFFD_WP != 0
     }
+    /// Bit 58, [`GUARD`]: inside a guard region.
     pub fn guard(self) -> bool {
         self.0 & GUARD != 0
     }
+    /// Bit 61, [`FILE_OR_SHARED`]: file-backed or shared anonymous.
     pub fn file_or_shared(self) -> bool {
         self.0 & FILE_OR_SHARED != 0
     }
@@ -90,10 +120,24 @@ impl Entry {
 /// Why feeding entries into a map stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FeedError {
+    /// A present page's PFN read as zero: the pagemap file was opened
+    /// without CAP_SYS_ADMIN.
     #[error("the PFN of the present page at buffer offset {offset:#x} is hidden (reader lacks CAP_SYS_ADMIN)")]
-    Hidden { offset: u64 },
+    Hidden {
+        /// Byte offset of that page from the start of the map's buffer.
+        offset: u64,
+    },
+    /// A PFN whose physical address (PFN × page size) exceeds 64 bits;
+    /// only a corrupt word can carry one.
     #[error("PFN {pfn:#x} at buffer offset {offset:#x} does not fit a 64-bit address")]
-    BadPfn { offset: u64, pfn: u64 },
+    BadPfn {
+        /// Byte offset of that page from the start of the map's buffer.
+        offset: u64,
+        /// The PFN as read from bits 0–54.
+        pfn: u64,
+    },
+    /// The map refused an extent: more entries than the buffer has pages,
+    /// or an extent whose end address would wrap.
     #[error(transparent)]
     Map(#[from] MapError),
 }

@@ -18,6 +18,9 @@ pub const MAX_REPORTED: usize = 8;
 pub struct Pattern {
     #[serde(skip)]
     page: PageSize,
+    /// XORed into every word, so bytes of a run with another salt (a stale
+    /// page) do not pass. Any value; pick a new one per run (the `unimem`
+    /// crate's `fresh_salt`).
     pub salt: u64,
 }
 
@@ -26,7 +29,10 @@ pub struct Pattern {
 pub struct Mismatch {
     /// Byte offset of the word in the buffer.
     pub offset: u64,
+    /// The pattern word that belongs there, little-endian.
     pub expected: [u8; 8],
+    /// The bytes found there. For a trailing partial word only the first
+    /// bytes up to the buffer's end were read; the rest are zero.
     pub actual: [u8; 8],
     /// Buffer offset the actual bytes belong at, if they are pattern bytes
     /// of another place of this buffer.
@@ -36,18 +42,25 @@ pub struct Mismatch {
 /// Result of a verification.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Verification {
+    /// Bytes compared against the pattern.
     pub checked_bytes: u64,
+    /// 8-byte words (a trailing partial word counts as one) that differ.
     pub mismatched_words: u64,
+    /// The first mismatches in buffer order, at most [`MAX_REPORTED`].
     pub first: Vec<Mismatch>,
 }
 
 impl Verification {
+    /// No word differs.
     pub fn ok(&self) -> bool {
         self.mismatched_words == 0
     }
 }
 
 impl Pattern {
+    /// The pattern for a buffer in pages of `page` bytes: the page index
+    /// goes into the high 32 bits of each word, the offset within the page
+    /// into the low 32.
     pub fn new(page: PageSize, salt: u64) -> Self {
         Self { page, salt }
     }
@@ -277,6 +290,8 @@ fn split_points(base: u64, len: usize, page: u64, n: usize) -> Vec<usize> {
 }
 
 impl Verification {
+    /// A verification of zero bytes, to accumulate pieces into with
+    /// [`Pattern::verify_into`].
     pub fn empty() -> Self {
         Self {
             checked_bytes: 0,

@@ -44,7 +44,11 @@ pub struct DmaSource {
 /// How a DMA went.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DmaRun {
+    /// Bytes read, from the start of the file into the start of the
+    /// surface.
     pub bytes: u64,
+    /// Wall time of the reads alone (not opening or registering);
+    /// serialized as seconds.
     #[serde(serialize_with = "seconds")]
     pub elapsed: Duration,
     /// `io_uring READ_FIXED` or `O_DIRECT pread`.

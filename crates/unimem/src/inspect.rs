@@ -22,9 +22,13 @@ use unimem_core::{AddressKind, PaMap, Pfn, Target, VirtAddr};
 /// flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlaggedSegment {
-    /// Offset from the start of the range.
+    /// Byte offset from the start of the range (`va`).
     pub offset: u64,
+    /// Length in bytes: a whole number of base pages.
     pub length: u64,
+    /// The physical address of the row's first byte, or which kind of hole
+    /// it is: [`Target::Unmapped`] (no VMA), [`Target::NotPresent`] or
+    /// [`Target::Swapped`].
     pub target: Target,
     /// The flags every page of the row has (a huge page's
     /// `compound_head`/`compound_tail` folded away unless raw): `None` for
@@ -37,9 +41,14 @@ pub struct FlaggedSegment {
 /// The map of `[va, va + len)` in process `pid`.
 #[derive(Debug, Clone)]
 pub struct ProcessMap {
+    /// The process whose range this is.
     pub pid: u32,
+    /// Start of the range in that process's address space; page-aligned.
     pub va: VirtAddr,
+    /// Physical map of the range, in base pages, offsets relative to `va`.
     pub map: PaMap,
+    /// The same range as rows split by mapping and page flags, in offset
+    /// order, covering it without gaps.
     pub rows: Vec<FlaggedSegment>,
 }
 

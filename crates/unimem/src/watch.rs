@@ -21,9 +21,12 @@ use unimem_core::VirtAddr;
 /// One page read at an address other than the last one it was read at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Move {
-    /// Offset of the page from the start of the range.
+    /// Byte offset of the base page from the start of the range (`va`).
     pub offset: u64,
+    /// Physical address of the page's first byte at the last reading that
+    /// found it present.
     pub old: u64,
+    /// Physical address of the page's first byte now.
     pub new: u64,
 }
 
@@ -51,6 +54,8 @@ impl Pinned {
         }
     }
 
+    /// The word the table and JSON use: "yes", "partly", "no" or
+    /// "unknown".
     pub fn name(self) -> &'static str {
         match self {
             Pinned::Yes => "yes",
@@ -94,7 +99,9 @@ pub struct Tick {
     pub present: u64,
     /// Growth of the migration counters since the previous reading.
     pub vmstat: Vec<(&'static str, u64)>,
+    /// `VmPin` of the process in bytes; `None` when not visible.
     pub vm_pin: Option<u64>,
+    /// `vm_pin` judged against the range's length.
     pub pinned: Pinned,
 }
 

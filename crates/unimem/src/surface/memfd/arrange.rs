@@ -18,10 +18,16 @@ use unimem_core::VirtAddr;
 /// What arranging changed: physically contiguous runs before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Arrangement {
+    /// Huge pages in the surface, all of which were remapped.
     pub huge_pages: u64,
+    /// Physically contiguous runs of huge pages in buffer order before
+    /// arranging.
     pub runs_before: u64,
+    /// The same count after arranging; at most `runs_before`.
     pub runs_after: u64,
+    /// Length of the longest run before arranging, in bytes.
     pub largest_run_before: u64,
+    /// Length of the longest run after arranging, in bytes.
     pub largest_run_after: u64,
 }
 
