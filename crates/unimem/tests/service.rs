@@ -268,9 +268,7 @@ fn expect_error(
 }
 
 fn memfd(len: u64) -> OwnedFd {
-    let fd = rustix::fs::memfd_create("unimem-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-    rustix::fs::ftruncate(&fd, len).unwrap();
-    fd
+    service_common::memfd(len)
 }
 
 #[test]
@@ -664,13 +662,29 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
         Some(Rule::ChecksumRange),
     );
     assert!(raw_call(&s, &ck(0, 4 * ps), none).0.status().is_success());
-    // The client shrinks its file under the prepared range: the service
-    // must answer with an error, not die of SIGBUS.
-    rustix::fs::ftruncate(&m, 0).unwrap();
-    let (h, _) = raw_call(&s, &ck(0, 4 * ps), none);
-    assert!(
-        !h.status().is_success(),
-        "checksum of a truncated file succeeded"
+    // The sealed file cannot shrink; the client punches its pages out
+    // instead: the service says the surface changed, never dies of SIGBUS
+    // and never sums pages it would have to fault in.
+    assert_eq!(rustix::fs::ftruncate(&m, 0), Err(rustix::io::Errno::PERM));
+    rustix::fs::fallocate(
+        &m,
+        rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+        0,
+        4 * ps,
+    )
+    .unwrap();
+    expect_error(
+        &s,
+        "checksum after a punched hole",
+        &ck(0, 4 * ps),
+        none,
+        IoReturn::NOT_READY,
+        Some(Rule::SurfaceChanged),
+    );
+    assert_eq!(
+        rustix::fs::fstat(&m).unwrap().st_blocks,
+        0,
+        "the checksum filled the punched hole"
     );
     assert!(
         raw_call(&s, &Request::Complete { handle: 1 }.encode(), none)

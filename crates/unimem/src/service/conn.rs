@@ -309,6 +309,11 @@ impl Conn {
             } => {
                 let range = self.range(handle).map_err(fail)?;
                 let batch = range.batch(handle, continuation).map_err(fail)?;
+                // Only addresses still the file's go out: the pages this
+                // batch describes are checked against the pinned frames.
+                range
+                    .verify(&self.shared.pagemap, batch.start, batch.next - batch.start)
+                    .map_err(fail)?;
                 let note = format!(" handle {handle} from {continuation:#x}");
                 Ok((
                     Reply::Segments {
@@ -347,7 +352,7 @@ impl Conn {
                 let range = self.range(handle).map_err(fail)?;
                 let counters = &self.shared.counters;
                 counters.checksumming.fetch_add(1, Ordering::SeqCst);
-                let checksum = range.checksum(offset, length);
+                let checksum = range.checksum(&self.shared.pagemap, offset, length);
                 counters.checksumming.fetch_sub(1, Ordering::SeqCst);
                 let checksum = checksum.map_err(fail)?;
                 Ok((

@@ -17,6 +17,7 @@
 //! [`Service::bind`] then [`Service::spawn`] runs it in-process (tests do);
 //! [`ServiceHandle::stats`] tells connections, pinned bytes and mappings.
 
+mod backing;
 mod conn;
 pub mod frame;
 pub mod policy;
