@@ -96,6 +96,12 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        // The memory changed under the prepared range: what was resolved
+        // is not the surface, which is a failed verification.
+        Err(e) if e.kind() == unimem::ErrorKind::SurfaceChanged => {
+            report(&e);
+            ExitCode::from(EXIT_VERIFY_FAILED)
+        }
         Err(e) => {
             report(&e);
             ExitCode::from(EXIT_ERROR)

@@ -43,6 +43,11 @@ pub struct ProbeArgs {
     #[cfg(target_os = "linux")]
     #[arg(long, default_value = unimem::service::DEFAULT_SOCKET)]
     pub socket: PathBuf,
+    /// The uid the resolver service must run as: the client checks the
+    /// listening process's credentials before it sends the surface.
+    #[cfg(target_os = "linux")]
+    #[arg(long, value_name = "UID", default_value_t = 0)]
+    pub service_uid: u32,
     /// Print one JSON document on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -152,7 +157,7 @@ fn parse_positive_size(text: &str) -> std::result::Result<u64, String> {
 /// hidden, so no surface is made for nothing; auto falls back to the
 /// service, and when neither way works says how to get each.
 #[cfg(target_os = "linux")]
-fn resolver(via: Via, socket: &Path, pin: bool) -> Result<Box<dyn Resolver>> {
+fn resolver(via: Via, socket: &Path, service_uid: u32, pin: bool) -> Result<Box<dyn Resolver>> {
     let direct = || -> Result<Box<dyn Resolver>> {
         if !pagemap::can_see_pfns()? {
             return Err(Error::new(
@@ -167,7 +172,7 @@ fn resolver(via: Via, socket: &Path, pin: bool) -> Result<Box<dyn Resolver>> {
         }))
     };
     let service =
-        || -> Result<Box<dyn Resolver>> { Ok(Box::new(ServiceResolver::connect(socket)?)) };
+        || -> Result<Box<dyn Resolver>> { Ok(Box::new(ServiceResolver::connect_to(socket, service_uid)?)) };
     match via {
         Via::Direct => direct(),
         Via::Service => service(),
@@ -205,7 +210,7 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
 
 #[cfg(target_os = "linux")]
 fn run_linux(args: &ProbeArgs, via: Via) -> Result<ExitCode> {
-    let mut resolver = resolver(via, &args.socket, !args.no_pin)?;
+    let mut resolver = resolver(via, &args.socket, args.service_uid, !args.no_pin)?;
     let outcome = probe::probe(
         args.size,
         args.backing.into(),

@@ -143,6 +143,7 @@ fn unprivileged_client_gets_addresses_matching_independent_pagemap() {
         Policy {
             allow_uids: vec![NOBODY],
             allow_gids: vec![],
+            admin_gids: vec![],
         },
         Limits::default(),
     );
@@ -198,6 +199,7 @@ fn uid_the_policy_does_not_admit_gets_permission_denied() {
         Policy {
             allow_uids: vec![NOBODY],
             allow_gids: vec![],
+            admin_gids: vec![],
         },
         Limits::default(),
     );

@@ -121,6 +121,7 @@ fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
         Policy {
             allow_uids: vec![NOBODY],
             allow_gids: vec![],
+            admin_gids: vec![],
         },
         Limits::default(),
     );
@@ -247,6 +248,7 @@ fn socket_and_directory_modes_follow_the_policy() {
             Policy {
                 allow_uids: vec![],
                 allow_gids: vec![4242],
+                admin_gids: vec![],
             },
             (0o660, 4242),
         ),
@@ -254,6 +256,7 @@ fn socket_and_directory_modes_follow_the_policy() {
             Policy {
                 allow_uids: vec![NOBODY],
                 allow_gids: vec![],
+                admin_gids: vec![],
             },
             (0o666, 0),
         ),

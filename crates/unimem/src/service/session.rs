@@ -33,8 +33,11 @@ impl Session {
         config.quiet = true;
         let shared = Shared::new(config)?;
         shared.counters.connections.fetch_add(1, Ordering::SeqCst);
+        // An ordinary user, so the per-uid limits apply.
+        let uid = 1000;
+        shared.user_connect(uid, false);
         Ok(Session {
-            conn: Conn::new(shared, 0, "session".into()),
+            conn: Conn::new(shared, 0, "session".into(), uid, false),
             buf: Box::new([0; MAX_MESSAGE + 1]),
         })
     }
