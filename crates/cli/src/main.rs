@@ -56,7 +56,7 @@ enum Command {
     /// Run the resolver service (root): resolve and pin surfaces that
     /// admitted clients pass over a Unix socket.
     #[cfg(target_os = "linux")]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Linux only.
     #[cfg(not(target_os = "linux"))]
     #[command(hide = true)]

@@ -70,7 +70,7 @@ fn probe_through_service_matches_pagemap_and_releases_on_drop() {
         "the completed range was never unmapped: {:?}",
         svc.handle.stats()
     );
-    let info = server_info(&svc.socket).unwrap();
+    let info = server_info(&svc.socket, 0).unwrap();
     assert_eq!(info.version, wire::VERSION);
     assert_eq!(info.max_prepare_bytes, Limits::default().max_prepare_bytes);
 }
@@ -275,7 +275,13 @@ fn memfd(len: u64) -> OwnedFd {
 
 #[test]
 fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
-    let svc = start(Policy::default(), Limits::default());
+    // Every refusal in a row on one connection: the limit that would close
+    // it is tested in service_availability.rs.
+    let limits = Limits {
+        max_refusals: 1000,
+        ..Limits::default()
+    };
+    let svc = start(Policy::default(), limits);
     let s = raw_connect(&svc.socket);
     let none: &[BorrowedFd<'_>] = &[];
     let ps = rustix::param::page_size() as u64;

@@ -69,7 +69,8 @@ impl RefusalLog {
         }
         if w.logged < self.burst {
             w.logged += 1;
-            log::warn!(target: "unimem::service", "{}", line());
+            let line = line();
+            log::warn!(target: "unimem::service", "{line}");
         } else {
             w.suppressed += 1;
         }

@@ -128,9 +128,14 @@ mod tests {
     use crate::service::rule::Rule;
     use unimem_core::wire::{Header, Reply, Request, VERSION};
 
+    /// A sealed memfd with every page written, as the service takes it.
     fn memfd(len: u64) -> OwnedFd {
-        let fd = rustix::fs::memfd_create("session-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+        let fd = rustix::fs::memfd_create("session-test", flags).unwrap();
         rustix::fs::ftruncate(&fd, len).unwrap();
+        rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK).unwrap();
+        let m = crate::mapping::Mapping::shared(&fd, 0, len as usize).unwrap();
+        m.advise(crate::mapping::Advice::PopulateWrite).unwrap();
         fd
     }
 
