@@ -171,8 +171,9 @@ fn resolver(via: Via, socket: &Path, service_uid: u32, pin: bool) -> Result<Box<
             DirectResolver::unpinned()?
         }))
     };
-    let service =
-        || -> Result<Box<dyn Resolver>> { Ok(Box::new(ServiceResolver::connect_to(socket, service_uid)?)) };
+    let service = || -> Result<Box<dyn Resolver>> {
+        Ok(Box::new(ServiceResolver::connect_to(socket, service_uid)?))
+    };
     match via {
         Via::Direct => direct(),
         Via::Service => service(),

@@ -89,10 +89,7 @@ fn a_memfd_that_may_shrink_is_refused_with_how_to_seal_it() {
     // The client's error says how to seal, too.
     let mut c = ServiceClient::connect(&svc.socket).unwrap();
     let e = c.prepare(fd.as_fd(), 0, PAGES * ps).unwrap_err();
-    assert!(
-        e.to_string().contains("F_ADD_SEALS, F_SEAL_SHRINK"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("F_ADD_SEALS, F_SEAL_SHRINK"), "{e}");
     // Sealed, the same file is prepared.
     rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK).unwrap();
     let (h, map) = c.prepare(fd.as_fd(), 0, PAGES * ps).unwrap();
@@ -137,7 +134,11 @@ fn a_punched_hole_under_a_prepared_range_is_reported_never_described_or_filled()
             Some(Rule::SurfaceChanged),
             "{what} after a punched hole"
         );
-        assert_eq!(reply.len(), 16, "{what}: an error reply carries nothing else");
+        assert_eq!(
+            reply.len(),
+            16,
+            "{what}: an error reply carries nothing else"
+        );
     }
     // A checksum of only the pages still there is still answered.
     let head = Request::Checksum {
@@ -187,9 +188,7 @@ fn the_addresses_are_checked_against_an_independent_reading_after_rewrite() {
     let m = unimem::mapping::Mapping::shared(&fd, 0, len as usize).unwrap();
     m.advise(unimem::mapping::Advice::PopulateWrite).unwrap();
     let now = stable_addresses(std::process::id(), m.addr().0, len);
-    let old: Vec<Option<u64>> = (0..PAGES)
-        .map(|i| old.lookup(i * ps))
-        .collect();
+    let old: Vec<Option<u64>> = (0..PAGES).map(|i| old.lookup(i * ps)).collect();
     assert!(
         now.iter().zip(&old).all(|(n, o)| n != o),
         "the rewritten file kept a pinned frame: {now:x?} vs {old:x?}"
@@ -206,9 +205,7 @@ fn the_addresses_are_checked_against_an_independent_reading_after_rewrite() {
     assert_eq!(e.kind(), ErrorKind::SurfaceChanged, "{e}");
     // Prepared again, the new frames are what the service describes.
     let (_, fresh) = c.prepare(fd.as_fd(), 0, len).unwrap();
-    let fresh: Vec<Option<u64>> = (0..PAGES)
-        .map(|i| fresh.lookup(i * ps))
-        .collect();
+    let fresh: Vec<Option<u64>> = (0..PAGES).map(|i| fresh.lookup(i * ps)).collect();
     assert_eq!(fresh, now);
 }
 

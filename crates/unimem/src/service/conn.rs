@@ -67,7 +67,9 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
     let slots = if admin {
         limits.max_connections
     } else {
-        limits.max_connections.saturating_sub(limits.admin_connections)
+        limits
+            .max_connections
+            .saturating_sub(limits.admin_connections)
     };
     if live >= slots as u64 {
         let why = if admin {
@@ -196,8 +198,10 @@ impl Conn {
                     return;
                 }
             } else if let Err(e) = sockopt::set_socket_timeout(sock, Timeout::Recv, None) {
-                self.shared
-                    .log(format!("{}: cannot clear the receive timeout: {e}", self.who));
+                self.shared.log(format!(
+                    "{}: cannot clear the receive timeout: {e}",
+                    self.who
+                ));
                 return;
             }
             let frame = match frame::recv(sock.as_fd(), &mut buf) {

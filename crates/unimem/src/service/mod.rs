@@ -19,8 +19,8 @@
 
 mod backing;
 mod conn;
-pub mod logbook;
 pub mod frame;
+pub mod logbook;
 pub mod policy;
 mod prepared;
 pub mod rule;

@@ -56,7 +56,11 @@ impl Policy {
     /// the group to own it.
     pub fn socket_mode(&self) -> (u32, Option<u32>) {
         let mut gids = self.allow_gids.clone();
-        gids.extend(self.admin_gids.iter().filter(|g| !self.allow_gids.contains(g)));
+        gids.extend(
+            self.admin_gids
+                .iter()
+                .filter(|g| !self.allow_gids.contains(g)),
+        );
         match (self.allow_uids.as_slice(), gids.as_slice()) {
             ([], []) => (0o600, None),
             ([], [gid]) => (0o660, Some(*gid)),
@@ -67,7 +71,11 @@ impl Policy {
     /// One line for the log: who is admitted.
     pub fn describe(&self) -> String {
         let mut parts = vec!["root".to_string()];
-        parts.extend(self.admin_gids.iter().map(|g| format!("gid {g} (administrators)")));
+        parts.extend(
+            self.admin_gids
+                .iter()
+                .map(|g| format!("gid {g} (administrators)")),
+        );
         parts.extend(self.allow_uids.iter().map(|u| format!("uid {u}")));
         parts.extend(self.allow_gids.iter().map(|g| format!("gid {g}")));
         parts.join(", ")
