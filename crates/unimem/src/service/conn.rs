@@ -176,15 +176,17 @@ impl Conn {
         let mut refused_in_row = 0u32;
         loop {
             // When this connection must have done something by.
-            let deadline = if !self.handshaken {
-                Some((accepted + limits.handshake_timeout, Rule::HandshakeTimeout))
-            } else if self.handles.is_empty() {
-                limits
-                    .idle_timeout
-                    .map(|d| (last_served + d, Rule::IdleTimeout))
-            } else {
-                // A device may be using the addresses: never timed out.
-                None
+            let idle = limits
+                .idle_timeout
+                .filter(|_| self.handles.is_empty())
+                .map(|d| (last_served + d, Rule::IdleTimeout));
+            let handshake = (!self.handshaken)
+                .then(|| (accepted + limits.handshake_timeout, Rule::HandshakeTimeout));
+            // The earlier of the two; none while ranges are held after the
+            // handshake: a device may be using the addresses.
+            let deadline = match (idle, handshake) {
+                (Some(i), Some(h)) => Some(if i.0 <= h.0 { i } else { h }),
+                (i, h) => i.or(h),
             };
             if let Some((at, rule)) = deadline {
                 let left = at.saturating_duration_since(Instant::now());
