@@ -384,11 +384,13 @@ impl Service {
         }
         std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(format!("cannot set the mode of '{}'", path.display()), e))?;
+        // Listen before the socket appears at its path, so a client that
+        // sees the path never finds nobody listening there.
+        net::listen(&listener, 128)
+            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot listen", e.into()))?;
         std::fs::rename(&staged, &path)
             .map_err(|e| Error::io(format!("cannot move the socket to '{}'", path.display()), e))?;
         drop(staging);
-        net::listen(&listener, 128)
-            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot listen", e.into()))?;
         shared.log(format!(
             "listening on {} (mode {mode:o}); admits {}",
             path.display(),
