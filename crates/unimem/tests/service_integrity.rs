@@ -274,3 +274,66 @@ fn a_surface_sealed_against_writing_is_not_resolved_writable() {
     }
     assert_eq!(svc.handle.stats().pinned_bytes, 0);
 }
+
+/// Lock file shared by every test that changes mm sysctls.
+const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
+
+/// Puts `nr_hugepages` back on drop.
+struct HugePool(String);
+
+impl Drop for HugePool {
+    fn drop(&mut self) {
+        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", &self.0);
+    }
+}
+
+#[test]
+fn hugetlb_surfaces_need_every_huge_page_and_report_punched_ones() {
+    require_root();
+    let lock = std::fs::File::create(MM_LOCK).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let old = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap();
+    let _restore = HugePool(old.trim().to_string());
+    let n: u64 = old.trim().parse().unwrap();
+    std::fs::write("/proc/sys/vm/nr_hugepages", (n + 8).to_string()).unwrap();
+    let huge = unimem::system::default_huge_page_size().expect("hugetlb support");
+    let len = 4 * huge;
+
+    let svc = start(Policy::default(), Limits::default());
+    let s = handshaken(&svc);
+    let flags = rustix::fs::MemfdFlags::CLOEXEC
+        | rustix::fs::MemfdFlags::ALLOW_SEALING
+        | rustix::fs::MemfdFlags::HUGETLB;
+    let fd = rustix::fs::memfd_create("unimem-huge", flags).unwrap();
+    rustix::fs::ftruncate(&fd, len).unwrap();
+    rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK).unwrap();
+    // Never written: refused, and no huge page taken from the pool.
+    let free = || {
+        let pools = unimem::system::huge_pools().unwrap();
+        pools.iter().find(|p| p.page_size == huge).unwrap().free
+    };
+    let before = free();
+    assert_eq!(
+        rule_of(&call(&s, &prepare(0, len), Some(fd.as_fd()))),
+        Some(Rule::NotBacked)
+    );
+    assert_eq!(free(), before, "the refused prepare took huge pages");
+    // Written: prepared; then one huge page punched out.
+    populate(&fd, len);
+    let first = call(&s, &prepare(0, len), Some(fd.as_fd()));
+    let Ok(Reply::Segments { batch, .. }) = Reply::decode(1, &first) else {
+        panic!("prepare refused: {:?}", rule_of(&first))
+    };
+    let checksum = Request::Checksum {
+        handle: batch.handle,
+        offset: 0,
+        length: len,
+    };
+    assert_eq!(rule_of(&call(&s, &checksum, None)), None);
+    punch(&fd, huge, huge);
+    assert_eq!(
+        rule_of(&call(&s, &checksum, None)),
+        Some(Rule::SurfaceChanged)
+    );
+    assert_eq!(blocks(&fd), 3 * huge / 512, "the checksum filled the hole");
+}

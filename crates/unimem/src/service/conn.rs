@@ -130,7 +130,7 @@ pub(super) struct Conn {
     who: String,
     /// The peer's uid, and whether it is an administrator (free of the
     /// per-uid limits).
-    uid: u32,
+    pub(super) uid: u32,
     admin: bool,
     handshaken: bool,
     /// Whether the last request was refused.

@@ -95,6 +95,13 @@ impl Session {
         if s.pinned_bytes != sum || c.bytes != sum || reserved != sum {
             return fail("pinned, reserved or connection bytes disagree with the handles");
         }
+        let user = super::lock(&c.shared.users).get(&c.uid).copied();
+        if user.map(|u| (u.connections, u.bytes)) != Some((1, sum)) {
+            return fail("the uid's connections or bytes disagree with the handles");
+        }
+        if sum > limits.max_user_bytes {
+            return fail("the per-user limit of bytes does not hold");
+        }
         if s.preparing != 0 || s.checksumming != 0 || s.connections != 1 {
             return fail("a request is still counted as in progress");
         }
