@@ -96,16 +96,21 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
-        // The memory changed under the prepared range: what was resolved
-        // is not the surface, which is a failed verification.
-        Err(e) if e.kind() == unimem::ErrorKind::SurfaceChanged => {
-            report(&e);
-            ExitCode::from(EXIT_VERIFY_FAILED)
-        }
         Err(e) => {
             report(&e);
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(exit_status(&e))
         }
+    }
+}
+
+/// The exit status of a command that failed with `e`: a surface that
+/// changed under its prepared range is a failed verification (what was
+/// resolved is not the surface), anything else an error.
+fn exit_status(e: &unimem::Error) -> u8 {
+    if e.kind() == unimem::ErrorKind::SurfaceChanged {
+        EXIT_VERIFY_FAILED
+    } else {
+        EXIT_ERROR
     }
 }
 
@@ -142,5 +147,21 @@ fn usage_error(e: clap::Error) -> ExitCode {
             let _ = writeln!(std::io::stderr(), "unimem: {first} (see unimem --help)");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_surface_is_a_failed_verification() {
+        let changed = unimem::Error::new(
+            unimem::ErrorKind::SurfaceChanged,
+            "the surface changed since prepare; prepare it again",
+        );
+        assert_eq!(exit_status(&changed), EXIT_VERIFY_FAILED);
+        let other = unimem::Error::new(unimem::ErrorKind::Resources, "limit");
+        assert_eq!(exit_status(&other), EXIT_ERROR);
     }
 }
