@@ -36,7 +36,7 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
             groups: super::sys::peer_groups(&sock).unwrap_or_default(),
         },
         Err(e) => {
-            shared.refusals.refused(logbook::UNKNOWN_UID, || {
+            shared.refusals.note(logbook::UNKNOWN_UID, || {
                 format!("connection {id}: refused: cannot read peer credentials: {e}")
             });
             shared.counters.refused.fetch_add(1, Ordering::SeqCst);
@@ -48,7 +48,7 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
         peer.pid, peer.uid, peer.gid
     );
     let refuse = |rule: Rule, why: String| {
-        shared.refusals.refused(peer.uid, || {
+        shared.refusals.note(peer.uid, || {
             format!("{who}: refused: {}{why}", rule.describe())
         });
         shared.counters.refused.fetch_add(1, Ordering::SeqCst);
@@ -86,13 +86,13 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
     if !shared.user_connect(peer.uid, admin) {
         return refuse(
             Rule::UserConnections,
-            format!(" ({})", limits.max_user_connections),
+            format!(" ({} per user)", limits.max_user_connections),
         );
     }
     let timeouts = sockopt::set_socket_timeout(&sock, Timeout::Send, Some(limits.reply_timeout));
     if let Err(e) = timeouts {
         // Without it a client could hold a thread forever.
-        shared.refusals.refused(peer.uid, || {
+        shared.refusals.note(peer.uid, || {
             format!("{who}: refused: cannot set socket timeouts: {e}")
         });
         shared.counters.refused.fetch_add(1, Ordering::SeqCst);
@@ -102,7 +102,9 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
     let sock = Arc::new(sock);
     shared.counters.connections.fetch_add(1, Ordering::SeqCst);
     lock(&shared.conns).insert(id, Arc::clone(&sock));
-    shared.log(format!("{who}: connected"));
+    shared
+        .connection_lines
+        .note(peer.uid, || format!("{who}: connected"));
     let thread_shared = Arc::clone(shared);
     let spawned = std::thread::Builder::new()
         .name(format!("unimem-conn-{id}"))
@@ -242,7 +244,7 @@ impl Conn {
         let who = &self.who;
         self.shared
             .refusals
-            .refused(self.uid, || format!("{who}: closed: {}", rule.describe()));
+            .note(self.uid, || format!("{who}: closed: {}", rule.describe()));
         let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail());
         let _ = frame::send(sock.as_fd(), &reply.encode(), &[]);
     }
@@ -262,10 +264,10 @@ impl Conn {
         c.handles.fetch_sub(ranges as u64, Ordering::SeqCst);
         lock(&self.shared.conns).remove(&self.id);
         c.connections.fetch_sub(1, Ordering::SeqCst);
-        self.shared.log(format!(
-            "{}: closed; released {released} bytes in {ranges} ranges",
-            self.who
-        ));
+        let who = &self.who;
+        self.shared.connection_lines.note(self.uid, || {
+            format!("{who}: closed; released {released} bytes in {ranges} ranges")
+        });
     }
 
     /// One request → the bytes of its reply.
@@ -292,7 +294,7 @@ impl Conn {
                 let sel = sel.unwrap_or(guess);
                 self.shared.counters.refused.fetch_add(1, Ordering::SeqCst);
                 let who = &self.who;
-                self.shared.refusals.refused(self.uid, || {
+                self.shared.refusals.note(self.uid, || {
                     format!(
                         "{who}: {} refused: {} [{} detail {:#x}]",
                         selector::name(sel),

@@ -1,10 +1,11 @@
-//! Refusals in the log, rate limited per uid.
+//! Refusals (and connection lines) in the log, rate limited per uid.
 //!
-//! A client that is refused (or refused again and again) must not be able
-//! to flood the log and push out the lines that matter: each uid gets
-//! [`BURST`] refusal lines per [`PERIOD`]; the rest are counted, and once
-//! the period is over one line says how many were suppressed. The service
-//! calls [`RefusalLog::flush_due`] periodically, so that line appears even
+//! A client that is refused (or refused again and again), or that connects
+//! and hangs up in a loop, must not be able to flood the log and push out
+//! the lines that matter: each uid gets [`BURST`] lines of each kind per
+//! [`PERIOD`]; the rest are counted, and once the period is over one line
+//! says how many were suppressed. The service
+//! calls [`RateLimitedLog::flush_due`] periodically, so that line appears even
 //! when the uid has gone quiet. Lines go through the `log` crate (target
 //! `unimem::service`): the program that runs the service picks the backend.
 
@@ -28,27 +29,31 @@ struct Window {
 
 /// Per-uid budgets of refusal lines.
 #[derive(Debug)]
-pub struct RefusalLog {
+pub struct RateLimitedLog {
     windows: Mutex<HashMap<u32, Window>>,
     burst: u32,
     period: Duration,
     enabled: bool,
+    /// What the lines are, for the "suppressed" line ("refusals").
+    noun: &'static str,
 }
 
-impl RefusalLog {
+impl RateLimitedLog {
     /// A log allowing `burst` lines per uid per `period`; `enabled: false`
-    /// logs nothing.
-    pub fn new(burst: u32, period: Duration, enabled: bool) -> Self {
-        RefusalLog {
+    /// logs nothing. `noun` names the lines in the "N more ... suppressed"
+    /// line.
+    pub fn new(burst: u32, period: Duration, enabled: bool, noun: &'static str) -> Self {
+        RateLimitedLog {
             windows: Mutex::default(),
             burst,
             period,
             enabled,
+            noun,
         }
     }
 
-    /// Logs `line`, a refusal of `uid`, unless the uid's budget is spent.
-    pub fn refused(&self, uid: u32, line: impl FnOnce() -> String) {
+    /// Logs `line`, about `uid`, unless the uid's budget is spent.
+    pub fn note(&self, uid: u32, line: impl FnOnce() -> String) {
         if !self.enabled {
             return;
         }
@@ -60,7 +65,7 @@ impl RefusalLog {
             suppressed: 0,
         });
         if now.duration_since(w.start) >= self.period {
-            report_suppressed(uid, w.suppressed, self.period);
+            report_suppressed(self.noun, uid, w.suppressed, self.period);
             *w = Window {
                 start: now,
                 logged: 0,
@@ -83,7 +88,7 @@ impl RefusalLog {
         let mut windows = super::lock(&self.windows);
         windows.retain(|&uid, w| {
             if all || now.duration_since(w.start) >= self.period {
-                report_suppressed(uid, w.suppressed, self.period);
+                report_suppressed(self.noun, uid, w.suppressed, self.period);
                 false
             } else {
                 true
@@ -92,7 +97,7 @@ impl RefusalLog {
     }
 }
 
-fn report_suppressed(uid: u32, n: u64, period: Duration) {
+fn report_suppressed(noun: &str, uid: u32, n: u64, period: Duration) {
     if n == 0 {
         return;
     }
@@ -103,7 +108,7 @@ fn report_suppressed(uid: u32, n: u64, period: Duration) {
     };
     log::warn!(
         target: "unimem::service",
-        "{n} more refusals from {who} suppressed (at most {BURST} lines per uid every {} s)",
+        "{n} more {noun} from {who} suppressed (at most {BURST} lines per uid every {} s)",
         period.as_secs()
     );
 }
@@ -114,15 +119,15 @@ mod tests {
 
     #[test]
     fn a_budget_per_uid_then_counting() {
-        let log = RefusalLog::new(2, Duration::from_secs(3600), true);
+        let log = RateLimitedLog::new(2, Duration::from_secs(3600), true, "refusals");
         let mut shown = 0;
         for _ in 0..10 {
-            log.refused(7, || {
+            log.note(7, || {
                 shown += 1;
                 String::new()
             });
         }
-        log.refused(8, || {
+        log.note(8, || {
             shown += 1;
             String::new()
         });

@@ -250,7 +250,10 @@ struct Shared {
     /// Connections and prepared bytes per uid.
     users: Mutex<HashMap<u32, Usage>>,
     /// Refusal lines, rate limited per uid.
-    refusals: logbook::RefusalLog,
+    refusals: logbook::RateLimitedLog,
+    /// "connected" and "closed" lines, rate limited per uid, so a client
+    /// that connects and hangs up in a loop cannot flood the log either.
+    connection_lines: logbook::RateLimitedLog,
 }
 
 /// What one uid holds now.
@@ -262,10 +265,22 @@ struct Usage {
 
 impl Shared {
     fn new(config: Config) -> Result<Arc<Shared>> {
-        let refusals = logbook::RefusalLog::new(logbook::BURST, logbook::PERIOD, !config.quiet);
+        let refusals = logbook::RateLimitedLog::new(
+            logbook::BURST,
+            logbook::PERIOD,
+            !config.quiet,
+            "refusals",
+        );
+        let connection_lines = logbook::RateLimitedLog::new(
+            logbook::BURST,
+            logbook::PERIOD,
+            !config.quiet,
+            "connection lines",
+        );
         Ok(Arc::new(Shared {
             config,
             refusals,
+            connection_lines,
             users: Mutex::default(),
             counters: Arc::default(),
             pagemap: Pagemap::open_self()?,
@@ -423,6 +438,7 @@ impl Service {
                 while !shared.stopping.load(Ordering::SeqCst) {
                     std::thread::sleep(Duration::from_millis(200));
                     shared.refusals.flush_due(false);
+                    shared.connection_lines.flush_due(false);
                 }
             })
             .map_err(|e| Error::io("cannot start the log thread", e))?;
@@ -483,6 +499,7 @@ impl ServiceHandle {
         }
         let _ = std::fs::remove_file(&shared.config.socket);
         shared.refusals.flush_due(true);
+        shared.connection_lines.flush_due(true);
         shared.log("stopped");
     }
 }
