@@ -68,8 +68,8 @@ pub struct ServeArgs {
     /// --admin-gid members. Default 8.
     #[arg(long, value_name = "N")]
     pub admin_connections: Option<usize>,
-    /// Close a connection after this many refused requests in a row.
-    /// Default 16.
+    /// Close a connection after this many bad requests in a row (malformed,
+    /// out of protocol, or naming what it does not hold). Default 16.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_refusals: Option<u32>,
     /// Log every request, not just connections and refusals.
@@ -179,8 +179,8 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
     log::info!(
         "limits: {} per prepare, {} per connection, {} in all, {} connections ({} kept for \
          administrators), {} ranges per connection; per user {} connections and {}; idle \
-         timeout {}, reply timeout {} s, handshake timeout {} s, {} refusals in a row close a \
-         connection",
+         timeout {}, reply timeout {} s, handshake timeout {} s, {} bad requests in a row close \
+         a connection",
         human(limits.max_prepare_bytes),
         human(limits.max_connection_bytes),
         human(limits.max_total_bytes),

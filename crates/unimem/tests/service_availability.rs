@@ -242,6 +242,7 @@ fn junk_frames_neither_pass_the_handshake_deadline_nor_keep_a_connection_alive()
         Some(Rule::HandshakeTimeout)
     );
 
+    drop(s);
     // Handshakes, then only junk: refusals are not activity.
     let s = connect(&svc.socket);
     assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
@@ -251,12 +252,14 @@ fn junk_frames_neither_pass_the_handshake_deadline_nor_keep_a_connection_alive()
         Some(Rule::IdleTimeout)
     );
 
+    drop(s);
     // Says nothing at all: closed at the handshake deadline too.
     let s = connect(&svc.socket);
     assert_eq!(
         last_rule_before_close(&s, Duration::from_secs(10)),
         Some(Rule::HandshakeTimeout)
     );
+    drop(s);
     assert_nothing_held(&svc.handle, base, "after the junk senders");
 }
 

@@ -30,6 +30,12 @@ use unimem_core::{PaMap, VirtAddr};
 
 /// pagemap entry bit: the page is present.
 const PRESENT: u64 = 1 << 63;
+/// pagemap entry bit: a swap entry. A pinned page is never swapped out;
+/// what shows this way is a migration entry while compaction tries (and
+/// fails) to move the pinned page, which puts it back at once.
+const SWAPPED: u64 = 1 << 62;
+/// Times a chunk is read again while it shows such a transient entry.
+const TRANSIENT_RETRIES: u32 = 200;
 /// pagemap entry bits 0–54: the page frame number.
 const PFN_MASK: u64 = (1 << 55) - 1;
 /// Pagemap entries read per `pread` when verifying.
@@ -125,15 +131,23 @@ pub fn verify_unchanged(
     while done < pages {
         let n = (pages - done).min(CHUNK_PAGES);
         let at = offset + ((done as u64) << shift);
-        pagemap
-            .read(VirtAddr(base.0 + at), &mut words[..n])
-            .map_err(|e| {
-                Refusal::from_errno(
-                    "read the service's pagemap",
-                    e.os_code().unwrap_or(libc::EIO),
-                    e.to_string(),
-                )
-            })?;
+        let mut retries = 0;
+        loop {
+            pagemap
+                .read(VirtAddr(base.0 + at), &mut words[..n])
+                .map_err(|e| {
+                    Refusal::from_errno(
+                        "read the service's pagemap",
+                        e.os_code().unwrap_or(libc::EIO),
+                        e.to_string(),
+                    )
+                })?;
+            if retries == TRANSIENT_RETRIES || !words[..n].iter().any(|w| w & SWAPPED != 0) {
+                break;
+            }
+            retries += 1;
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
         for (i, &w) in words[..n].iter().enumerate() {
             let off = at + ((i as u64) << shift);
             while seg < segs.len() && segs[seg].end() <= off {

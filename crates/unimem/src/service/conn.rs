@@ -135,8 +135,10 @@ pub(super) struct Conn {
     pub(super) uid: u32,
     admin: bool,
     handshaken: bool,
-    /// Whether the last request was refused.
+    /// Whether the last request was refused, and whether as a bad frame
+    /// ([`Rule::is_bad_frame`]).
     last_refused: bool,
+    last_bad: bool,
     pub(super) handles: HashMap<u64, PreparedRange>,
     pub(super) next_handle: u64,
     /// Bytes prepared by this connection now.
@@ -158,6 +160,7 @@ impl Conn {
             admin,
             handshaken: false,
             last_refused: false,
+            last_bad: false,
             handles: HashMap::new(),
             next_handle: 1,
             bytes: 0,
@@ -169,13 +172,13 @@ impl Conn {
     /// a client cannot keep a slot by sending junk. A connection is closed
     /// when it has not completed the handshake in time, when it held
     /// nothing and sent nothing useful for the idle timeout, or after too
-    /// many refusals in a row.
+    /// many bad frames in a row.
     fn serve(&mut self, sock: &OwnedFd) {
         let mut buf: Box<FrameBuf> = Box::new([0; MAX_MESSAGE + 1]);
         let limits = self.shared.config.limits.clone();
         let accepted = Instant::now();
         let mut last_served = accepted;
-        let mut refused_in_row = 0u32;
+        let mut bad_in_row = 0u32;
         loop {
             // When this connection must have done something by.
             let idle = limits
@@ -227,13 +230,17 @@ impl Conn {
                     .log(format!("{}: reply not taken ({e}); closing", self.who));
                 return;
             }
-            if self.last_refused {
-                refused_in_row += 1;
-                if refused_in_row >= limits.max_refusals {
+            // A refusal is never activity; bad frames in a row close the
+            // connection.
+            if self.last_bad {
+                bad_in_row += 1;
+                if bad_in_row >= limits.max_refusals {
                     return self.close_with(sock, Rule::TooManyRefusals);
                 }
             } else {
-                refused_in_row = 0;
+                bad_in_row = 0;
+            }
+            if !self.last_refused {
                 last_served = Instant::now();
             }
         }
@@ -280,6 +287,11 @@ impl Conn {
         let started = Instant::now();
         let result = self.dispatch(frame, msg);
         self.last_refused = result.is_err();
+        self.last_bad = result
+            .as_ref()
+            .err()
+            .and_then(|(_, r)| Rule::from_detail(r.detail))
+            .is_some_and(Rule::is_bad_frame);
         match result {
             Ok((reply, note)) => {
                 self.shared.debug(format!(

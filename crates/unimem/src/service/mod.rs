@@ -82,7 +82,8 @@ pub struct Limits {
     /// Connection slots of [`Limits::max_connections`] only administrators
     /// (root, the service's uid, `--admin-gid`) may take.
     pub admin_connections: usize,
-    /// Refused requests in a row after which a connection is closed.
+    /// Bad frames ([`rule::Rule::is_bad_frame`]) in a row after which a
+    /// connection is closed.
     pub max_refusals: u32,
 }
 

@@ -93,11 +93,35 @@ rules! {
         "the connection was closed because it did not complete the handshake within \
          --handshake-timeout; connect again";
     TooManyRefusals = 29, ABORTED,
-        "the connection was closed after too many refused requests in a row; fix the client \
-         and connect again";
+        "the connection was closed after too many bad requests in a row (--max-refusals); fix \
+         the client and connect again";
 }
 
 impl Rule {
+    /// Whether a request refused by this rule is a bad frame: malformed,
+    /// out of protocol, or naming what the connection does not hold. Only
+    /// those count towards closing a connection (`--max-refusals`); a
+    /// well-formed request refused for a limit or for the state of the
+    /// surface may be retried.
+    pub fn is_bad_frame(self) -> bool {
+        matches!(
+            self,
+            Rule::Oversized
+                | Rule::Malformed
+                | Rule::HandshakeFirst
+                | Rule::ExtraFds
+                | Rule::MissingFd
+                | Rule::ClientVa
+                | Rule::UnknownHandle
+                | Rule::Continuation
+                | Rule::ChecksumRange
+                | Rule::Alignment
+                | Rule::Range
+                | Rule::FdKind
+                | Rule::FdAccess
+        )
+    }
+
     /// The `detail` an error reply carries for this rule.
     pub fn detail(self) -> u32 {
         RULE_BASE + self as u32
