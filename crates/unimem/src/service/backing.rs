@@ -1,6 +1,6 @@
 //! Whether a client's file is, and stays, the memory the service pinned.
 //!
-//! Three checks, none of which faults a page in:
+//! Three checks, none of which allocates a page of the client's file:
 //!
 //! - **Seals at prepare.** A memfd must carry `F_SEAL_SHRINK`, so the file
 //!   cannot be truncated under a prepared range (the kernel's udmabuf asks
@@ -18,10 +18,14 @@
 //!   its own mapping over the pages a reply describes and compares each
 //!   entry with the frame it recorded at prepare: a page that is not present
 //!   or has another frame means the file changed. Reading pagemap never
-//!   faults anything in.
+//!   faults anything in. A page that is only unmapped from the service
+//!   (reclaim may unmap a pinned page it then cannot free; compaction puts
+//!   a migration entry in place for a moment) is not a change: a migration
+//!   entry is read again, and a page the file still has (`mincore`) is
+//!   mapped again, which allocates nothing, and its frame compared.
 
 use super::rule::Rule;
-use super::Refusal;
+use super::{sys, Refusal};
 use crate::pagemap::Pagemap;
 use rustix::fs::{SealFlags, SeekFrom};
 use rustix::io::Errno;
@@ -36,6 +40,29 @@ const PRESENT: u64 = 1 << 63;
 const SWAPPED: u64 = 1 << 62;
 /// Times a chunk is read again while it shows such a transient entry.
 const TRANSIENT_RETRIES: u32 = 200;
+/// The frame now mapped at `va` after mapping the file's page there again,
+/// or None if the file has no page at that offset (a hole), which is left
+/// alone.
+fn remap_if_in_file(pagemap: &Pagemap, va: VirtAddr, page: u64) -> Result<Option<u64>, Refusal> {
+    match sys::page_resident(va.0, page as usize) {
+        Ok(true) => {}
+        Ok(false) | Err(_) => return Ok(None),
+    }
+    let mut byte = [0u8; 1];
+    if sys::read_own_memory(va.0, &mut byte).is_err() {
+        return Ok(None);
+    }
+    let mut word = [0u64; 1];
+    pagemap.read(va, &mut word).map_err(|e| {
+        Refusal::from_errno(
+            "read the service's pagemap",
+            e.os_code().unwrap_or(libc::EIO),
+            e.to_string(),
+        )
+    })?;
+    Ok((word[0] & PRESENT != 0).then_some(word[0] & PFN_MASK))
+}
+
 /// pagemap entry bits 0–54: the page frame number.
 const PFN_MASK: u64 = (1 << 55) - 1;
 /// Pagemap entries read per `pread` when verifying.
@@ -157,7 +184,14 @@ pub fn verify_unchanged(
                 .get(seg)
                 .and_then(|s| Some(s.address()? + (off - s.offset)))
                 .map(|a| a / page);
-            let now = (w & PRESENT != 0).then_some(w & PFN_MASK);
+            let mut now = (w & PRESENT != 0).then_some(w & PFN_MASK);
+            if now.is_none() {
+                // Not mapped here now. Punched out, or only unmapped from
+                // this process (reclaim may unmap a pinned page it then
+                // cannot free)? A page still in the file is mapped again
+                // (it exists, so nothing is allocated) and compared.
+                now = remap_if_in_file(pagemap, VirtAddr(base.0 + off), page)?;
+            }
             if now.is_none() || now != expected {
                 let what = match now {
                     None => "is no longer in the file".to_string(),

@@ -187,29 +187,42 @@ impl PreparedRange {
             ));
         }
         // Addresses are read after pinning: the pin may migrate pages first.
+        // A pinned page shows as a swap (migration) entry for a moment while
+        // compaction tries and fails to move it: such a map is read again.
         let addr = mapping.addr();
-        let map = pagemap
-            .resolve(addr, length, f.page_size)
-            .map_err(|e| match e.kind() {
-                ErrorKind::PermissionDenied => Refusal {
-                    status: IoReturn::NOT_PRIVILEGED,
-                    detail: libc::EPERM as u32,
-                    log: format!(
-                        "the service cannot see PFNs (it needs CAP_SYS_ADMIN; run it as root): {e}"
+        let mut retries = 0;
+        let map = loop {
+            let map = pagemap
+                .resolve(addr, length, f.page_size)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::PermissionDenied => Refusal {
+                        status: IoReturn::NOT_PRIVILEGED,
+                        detail: libc::EPERM as u32,
+                        log: format!(
+                            "the service cannot see PFNs (it needs CAP_SYS_ADMIN; run it as \
+                             root): {e}"
+                        ),
+                    },
+                    _ => Refusal::from_errno(
+                        "read the service's pagemap",
+                        e.os_code().unwrap_or(libc::EIO),
+                        e.to_string(),
                     ),
-                },
-                _ => Refusal::from_errno(
-                    "read the service's pagemap",
-                    e.os_code().unwrap_or(libc::EIO),
-                    e.to_string(),
-                ),
-            })?;
-        if let Coverage::Gap { offset, reason, .. } = map.coverage() {
-            return Err(Refusal::rule(
-                Rule::NotPresent,
-                format!("page at offset {offset:#x} is {reason} after pinning"),
-            ));
-        }
+                })?;
+            match map.coverage() {
+                Coverage::Gap { reason, .. } if reason == "swapped" && retries < 200 => {
+                    retries += 1;
+                    std::thread::sleep(std::time::Duration::from_micros(500));
+                }
+                Coverage::Gap { offset, reason, .. } => {
+                    return Err(Refusal::rule(
+                        Rule::NotPresent,
+                        format!("page at offset {offset:#x} is {reason} after pinning"),
+                    ));
+                }
+                Coverage::Full => break map,
+            }
+        };
         range.map = map;
         Ok(range)
     }
