@@ -172,7 +172,13 @@ fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
 
 #[test]
 fn no_connection_reaches_another_connections_handles_or_outside_its_surface() {
-    let svc = start(Policy::default(), Limits::default());
+    // B guesses many handles on one connection: the limit of bad requests
+    // in a row that would close it is tested in service_availability.rs.
+    let limits = Limits {
+        max_refusals: 1000,
+        ..Limits::default()
+    };
+    let svc = start(Policy::default(), limits);
     let page = rustix::param::page_size() as u64;
     // A holds two prepared ranges.
     let s = Surface::create(4 * MIB, Backing::Memfd).unwrap();
