@@ -1,26 +1,34 @@
 //! Fuzzes one connection of the resolver service as a whole: the service's
 //! own request handling (`unimem::service::session::Session`, the state
 //! machine a connection thread runs) fed a sequence of frames, each with a
-//! choice of fds — read-write memfds, a read-only reopen, an `O_PATH` fd, a
-//! pipe, `/dev/null` — and real prepares that map and pin.
+//! choice of fds — a sealed read-write memfd, an unsealed one, a read-only
+//! reopen, an `O_PATH` fd, a pipe, `/dev/null` — and real prepares that map
+//! and pin, between which the client changes its files: punches holes in
+//! the sealed memfd and writes them again, truncates and regrows the
+//! unsealed one, and tries to shrink the sealed one.
 //!
 //! After every frame: the reply is one well-formed message for the
 //! request's selector (an error reply is a bare header naming a rule or an
-//! errno); a prepare succeeds only with exactly one read-write memfd and a
-//! range inside it; segments, checksum and complete succeed only for a
-//! handle this connection holds, and a checksum equals the file's bytes;
-//! the counters agree with the handle table and every limit holds. After
-//! the input: closing the connection leaves nothing pinned, mapped or held.
+//! errno); a prepare succeeds only with the sealed memfd and a fully
+//! written range inside it; segments, checksum and complete succeed only
+//! for a handle this connection holds. Never a success reply describing
+//! pages that are not the file's: a segments or checksum reply succeeds
+//! only over pages not punched since the prepare, its addresses are the
+//! file's frames as this process reads them from its own pagemap, and a
+//! checksum equals the file's bytes. The counters agree with the handle
+//! table and every limit holds. After the input: closing the connection
+//! leaves nothing pinned, mapped or held.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use rustix::fs::{MemfdFlags, Mode, OFlags};
+use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
 use unimem::service::rule::{Rule, RULE_BASE};
 use unimem::service::session::Session;
+use unimem::mapping::Mapping;
 use unimem::service::Limits;
 use unimem_core::checksum::checksum;
 use unimem_core::wire::{Header, Reply, Request, MAX_MESSAGE, VERSION};
@@ -30,20 +38,29 @@ const PAGES: [u64; 2] = [24, 8];
 
 struct Fixture {
     page: u64,
-    /// Index 0, 1: read-write memfds; 2: read-only reopen of 0; 3: `O_PATH`
-    /// of 0; 4: a pipe; 5: /dev/null read-write.
+    /// Index 0: a read-write memfd sealed against shrinking; 1: one not
+    /// sealed (always refused); 2: read-only reopen of 0; 3: `O_PATH` of 0;
+    /// 4: a pipe; 5: /dev/null read-write.
     fds: Vec<OwnedFd>,
-    /// The memfds' bytes, for checking checksums.
+    /// The memfds' bytes, for checking checksums and restoring them.
     content: [Vec<u8>; 2],
+    /// This process's own mapping of memfd 0, to read its frames.
+    view: Mapping,
+    /// This process's pagemap, if it shows frames (root).
+    pagemap: Option<std::fs::File>,
     _pipe_writer: OwnedFd,
 }
 
-fn memfd(pages: u64, page: u64, seed: u8) -> (OwnedFd, Vec<u8>) {
-    let fd = rustix::fs::memfd_create("unimem-fuzz", MemfdFlags::CLOEXEC).unwrap();
+fn memfd(pages: u64, page: u64, seed: u8, seal: bool) -> (OwnedFd, Vec<u8>) {
+    let flags = MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING;
+    let fd = rustix::fs::memfd_create("unimem-fuzz", flags).unwrap();
     let bytes: Vec<u8> = (0..pages * page)
         .map(|i| (i as u8).wrapping_mul(31) ^ seed ^ (i >> 12) as u8)
         .collect();
     rustix::io::write(&fd, &bytes).unwrap();
+    if seal {
+        rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK).unwrap();
+    }
     (fd, bytes)
 }
 
@@ -51,8 +68,12 @@ fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
         let page = rustix::param::page_size() as u64;
-        let (a, ca) = memfd(PAGES[0], page, 0x5a);
-        let (b, cb) = memfd(PAGES[1], page, 0xa5);
+        let (a, ca) = memfd(PAGES[0], page, 0x5a, true);
+        let (b, cb) = memfd(PAGES[1], page, 0xa5, false);
+        let view = Mapping::shared(&a, 0, (PAGES[0] * page) as usize).unwrap();
+        let pagemap = unimem::pagemap::can_see_pfns()
+            .unwrap_or(false)
+            .then(|| std::fs::File::open("/proc/self/pagemap").unwrap());
         let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&a));
         let ro = rustix::fs::open(&path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).unwrap();
         let opath = rustix::fs::open(&path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).unwrap();
@@ -63,6 +84,8 @@ fn fixture() -> &'static Fixture {
             page,
             fds: vec![a, b, ro, opath, pr, null],
             content: [ca, cb],
+            view,
+            pagemap,
             _pipe_writer: pw,
         }
     })
@@ -93,12 +116,60 @@ fn edgy(u: &mut Unstructured<'_>, page: u64) -> Result<u64> {
     })
 }
 
-/// Where a prepared handle came from.
-#[derive(Clone, Copy)]
+/// Where a prepared handle came from, and the generation of each page of
+/// memfd 0 when it was prepared.
+#[derive(Clone)]
 struct Held {
-    file: usize,
     offset: u64,
     length: u64,
+    generations: Vec<u64>,
+}
+
+/// What the client did to memfd 0: per page, whether it is a hole now and
+/// how often it was punched out (a page punched and written again is a new
+/// page, not the one a handle pinned).
+struct Changes {
+    hole: Vec<bool>,
+    generation: Vec<u64>,
+}
+
+impl Changes {
+    fn new() -> Self {
+        Changes {
+            hole: vec![false; PAGES[0] as usize],
+            generation: vec![0; PAGES[0] as usize],
+        }
+    }
+
+    fn pages(&self, page: u64, offset: u64, length: u64) -> std::ops::Range<usize> {
+        (offset / page) as usize..offset.saturating_add(length).div_ceil(page) as usize
+    }
+
+    fn changed(&self) -> bool {
+        self.generation.iter().any(|&g| g != 0)
+    }
+}
+
+/// The frame backing page `i` of memfd 0, read by this process from its own
+/// mapping and pagemap (the page must not be a hole: touching it then
+/// would allocate one).
+fn frame_of(f: &Fixture, i: usize) -> Option<u64> {
+    let pm = f.pagemap.as_ref()?;
+    let at = i * f.page as usize;
+    // Touch it, so this process's page tables map it.
+    let _ = touch(&f.view, at);
+    let mut word = [0u8; 8];
+    let va = f.view.addr().0 + at as u64;
+    std::os::unix::fs::FileExt::read_exact_at(pm, &mut word, va / f.page * 8).unwrap();
+    let w = u64::from_le_bytes(word);
+    assert!(w >> 63 == 1, "page {i} of the fixture is not present after a touch");
+    Some((w & ((1 << 55) - 1)) * f.page)
+}
+
+/// Reads one byte of the mapping (the slice is valid: the file never
+/// shrinks below the mapping, it is sealed).
+fn touch(m: &Mapping, at: usize) -> u8 {
+    std::hint::black_box(m.as_slice()[at])
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -106,8 +177,9 @@ fuzz_target!(|data: &[u8]| {
     let mut s = Session::new(limits(f.page)).expect("a session");
     let mut u = Unstructured::new(data);
     let mut held: HashMap<u64, Held> = HashMap::new();
+    let mut changes = Changes::new();
     let mut truncated = false;
-    let _ = run(f, &mut s, &mut u, &mut held, &mut truncated);
+    let _ = run(f, &mut s, &mut u, &mut held, &mut changes, &mut truncated);
     let after = s.close();
     assert_eq!(
         (
@@ -119,10 +191,13 @@ fuzz_target!(|data: &[u8]| {
         (0, 0, 0, 0),
         "closing left something behind: {after:?}"
     );
-    if truncated {
-        // Restore the first memfd for the next input.
-        rustix::fs::ftruncate(&f.fds[0], 0).unwrap();
+    // Restore the memfds for the next input.
+    if changes.changed() {
         rustix::io::pwrite(&f.fds[0], &f.content[0], 0).unwrap();
+    }
+    if truncated {
+        rustix::fs::ftruncate(&f.fds[1], 0).unwrap();
+        rustix::io::pwrite(&f.fds[1], &f.content[1], 0).unwrap();
     }
 });
 
@@ -131,6 +206,7 @@ fn run(
     s: &mut Session,
     u: &mut Unstructured<'_>,
     held: &mut HashMap<u64, Held>,
+    changes: &mut Changes,
     truncated: &mut bool,
 ) -> Result<()> {
     let page = f.page;
@@ -148,18 +224,46 @@ fn run(
         if u.is_empty() {
             break;
         }
-        let op = u.int_in_range(0..=9u8)?;
+        let op = u.int_in_range(0..=12u8)?;
         let mut bytes = match op {
             // Raw bytes, up to past the largest message.
             0 => {
                 let n = u.int_in_range(0..=MAX_MESSAGE + 8)?;
                 u.bytes(n.min(u.len()))?.to_vec()
             }
-            // The client shrinks (or regrows) its first memfd.
+            // The client truncates (or regrows) its unsealed memfd, and
+            // tries to shrink the sealed one, which the seal forbids.
             1 => {
-                let pages = u.int_in_range(0..=PAGES[0])?;
-                rustix::fs::ftruncate(&f.fds[0], pages * page).unwrap();
+                let pages = u.int_in_range(0..=PAGES[1])?;
+                rustix::fs::ftruncate(&f.fds[1], pages * page).unwrap();
                 *truncated = true;
+                let shrink = rustix::fs::ftruncate(&f.fds[0], u.int_in_range(0..=PAGES[0] - 1)? * page);
+                assert_eq!(shrink, Err(rustix::io::Errno::PERM), "a sealed memfd shrank");
+                continue;
+            }
+            // The client punches pages out of its sealed memfd.
+            10 | 11 => {
+                let first = u.int_in_range(0..=PAGES[0] - 1)?;
+                let n = u.int_in_range(1..=PAGES[0] - first)?;
+                use rustix::fs::FallocateFlags as F;
+                rustix::fs::fallocate(&f.fds[0], F::PUNCH_HOLE | F::KEEP_SIZE, first * page, n * page)
+                    .unwrap();
+                for i in first as usize..(first + n) as usize {
+                    changes.hole[i] = true;
+                    changes.generation[i] += 1;
+                }
+                continue;
+            }
+            // ...and writes them again: new pages, not the pinned ones.
+            12 => {
+                for i in 0..PAGES[0] as usize {
+                    if changes.hole[i] {
+                        let at = i * page as usize;
+                        let bytes = &f.content[0][at..at + page as usize];
+                        rustix::io::pwrite(&f.fds[0], bytes, at as u64).unwrap();
+                        changes.hole[i] = false;
+                    }
+                }
                 continue;
             }
             2 => Request::Handshake {
@@ -219,9 +323,7 @@ fn run(
         }
         let before = s.held();
         let reply = s.request(&bytes, fds);
-        check(
-            f, s, &bytes, &chosen, extra, &reply, &before, held, *truncated,
-        );
+        check(f, s, &bytes, &chosen, extra, &reply, &before, held, changes);
         s.check()
             .unwrap_or_else(|e| panic!("after {bytes:02x?}: {e}"));
     }
@@ -238,7 +340,7 @@ fn check(
     reply: &[u8],
     before: &[(u64, u64)],
     held: &mut HashMap<u64, Held>,
-    truncated: bool,
+    changes: &Changes,
 ) {
     assert!(reply.len() <= MAX_MESSAGE, "reply of {} bytes", reply.len());
     let h = Header::parse(reply).expect("every reply starts with a header");
@@ -281,19 +383,20 @@ fn check(
             },
             Reply::Segments { batch, .. },
         ) => {
-            // Only one read-write memfd, only a range inside it.
+            // Only the sealed memfd, only a fully written range inside it.
             assert!(
-                !extra && chosen.len() == 1 && chosen[0] < 2,
+                !extra && chosen == [0],
                 "prepare with fds {chosen:?}"
             );
             assert_eq!(client_va, 0);
-            let file = chosen[0];
-            let size = if file == 0 && truncated {
-                rustix::fs::fstat(&f.fds[0]).unwrap().st_size as u64
-            } else {
-                PAGES[file] * f.page
-            };
+            let size = PAGES[0] * f.page;
             assert!(length > 0 && offset.checked_add(length).is_some_and(|e| e <= size));
+            let pages = changes.pages(f.page, offset, length);
+            assert!(
+                !changes.hole[pages.clone()].iter().any(|&h| h),
+                "prepared a range with holes: {offset:#x}+{length:#x}"
+            );
+            check_frames(f, offset, &batch);
             assert_eq!((batch.start, batch.total_length), (0, length));
             assert!(
                 !before.iter().any(|&(h, _)| h == batch.handle),
@@ -303,9 +406,9 @@ fn check(
             held.insert(
                 batch.handle,
                 Held {
-                    file,
                     offset,
                     length,
+                    generations: changes.generation[pages].to_vec(),
                 },
             );
         }
@@ -326,6 +429,9 @@ fn check(
                 (handle, continuation, len)
             );
             assert!(batch.next > batch.start || batch.next == len);
+            let p = &held[&handle];
+            unchanged_since_prepare(f, changes, p, batch.start, batch.next - batch.start);
+            check_frames(f, p.offset, &batch);
         }
         (
             Request::Complete { handle },
@@ -351,17 +457,51 @@ fn check(
             },
             Reply::Checksum { checksum: sum, .. },
         ) => {
-            let p = held[&handle];
+            let p = &held[&handle];
             assert!(offset.checked_add(length).is_some_and(|e| e <= p.length));
-            if !truncated {
-                let start = (p.offset + offset) as usize;
-                let want = checksum(&f.content[p.file][start..start + length as usize]);
-                assert_eq!(
-                    sum, want,
-                    "checksum of handle {handle} {offset:#x}+{length:#x}"
-                );
-            }
+            unchanged_since_prepare(f, changes, p, offset, length);
+            let start = (p.offset + offset) as usize;
+            let want = checksum(&f.content[0][start..start + length as usize]);
+            assert_eq!(
+                sum, want,
+                "checksum of handle {handle} {offset:#x}+{length:#x}"
+            );
         }
         (req, r) => panic!("{req:?} answered with {r:?}"),
+    }
+}
+
+/// A success reply over `[offset, offset + length)` of a held range: none
+/// of those pages may have been punched out since the prepare.
+fn unchanged_since_prepare(f: &Fixture, changes: &Changes, p: &Held, offset: u64, length: u64) {
+    let first = (p.offset / f.page) as usize;
+    for i in changes.pages(f.page, p.offset + offset, length) {
+        assert_eq!(
+            changes.generation[i], p.generations[i - first],
+            "a success reply describes page {i}, punched out since the prepare"
+        );
+        assert!(!changes.hole[i], "a success reply describes page {i}, a hole now");
+    }
+}
+
+/// Every address of a success reply is the frame backing that page of the
+/// file now, as this process reads it.
+fn check_frames(f: &Fixture, range_offset: u64, batch: &unimem_core::wire::SegmentBatch) {
+    if f.pagemap.is_none() {
+        return;
+    }
+    let mut at = range_offset + batch.start;
+    for &(addr, len) in &batch.segments {
+        let mut o = 0;
+        while o < len {
+            let i = ((at + o) / f.page) as usize;
+            assert_eq!(
+                frame_of(f, i),
+                Some(addr + o),
+                "the reply's address for page {i} is not the file's frame"
+            );
+            o += f.page;
+        }
+        at += len;
     }
 }

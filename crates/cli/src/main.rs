@@ -49,7 +49,7 @@ enum Command {
     /// Run the resolver service (root): resolve and pin surfaces that
     /// admitted clients pass over a Unix socket. Linux only.
     #[command(hide = LINUX_ONLY_HIDDEN)]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Print a shell completion script: bash, zsh or fish (see dist/README.md).
     Completions(manual::CompletionsArgs),
     /// Print the manual page (roff), generated from the same definitions
@@ -84,8 +84,19 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             report(&e);
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(exit_status(&e))
         }
+    }
+}
+
+/// The exit status of a command that failed with `e`: a surface that
+/// changed under its prepared range is a failed verification (what was
+/// resolved is not the surface), anything else an error.
+fn exit_status(e: &unimem::Error) -> u8 {
+    if e.kind() == unimem::ErrorKind::SurfaceChanged {
+        EXIT_VERIFY_FAILED
+    } else {
+        EXIT_ERROR
     }
 }
 
@@ -131,5 +142,21 @@ fn usage_error(e: clap::Error) -> ExitCode {
             let _ = writeln!(std::io::stderr(), "unimem: {first} (see unimem --help)");
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+#[cfg(test)]
+mod exit_tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_surface_is_a_failed_verification() {
+        let changed = unimem::Error::new(
+            unimem::ErrorKind::SurfaceChanged,
+            "the surface changed since prepare; prepare it again",
+        );
+        assert_eq!(exit_status(&changed), EXIT_VERIFY_FAILED);
+        let other = unimem::Error::new(unimem::ErrorKind::Resources, "limit");
+        assert_eq!(exit_status(&other), EXIT_ERROR);
     }
 }

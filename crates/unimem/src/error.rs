@@ -25,6 +25,10 @@ pub enum ErrorKind {
     Unsupported,
     /// The resolver answered something that breaks the protocol.
     Protocol,
+    /// The surface changed under a prepared range (pages punched out or
+    /// replaced): the addresses are no longer the surface's. A failed
+    /// verification, not a bad request; prepare again.
+    SurfaceChanged,
     /// Any other I/O failure.
     Io,
 }

@@ -70,7 +70,7 @@ fn probe_through_service_matches_pagemap_and_releases_on_drop() {
         "the completed range was never unmapped: {:?}",
         svc.handle.stats()
     );
-    let info = server_info(&svc.socket).unwrap();
+    let info = server_info(&svc.socket, 0).unwrap();
     assert_eq!(info.version, wire::VERSION);
     assert_eq!(info.max_prepare_bytes, Limits::default().max_prepare_bytes);
 }
@@ -143,6 +143,7 @@ fn unprivileged_client_gets_addresses_matching_independent_pagemap() {
         Policy {
             allow_uids: vec![NOBODY],
             allow_gids: vec![],
+            admin_gids: vec![],
         },
         Limits::default(),
     );
@@ -198,6 +199,7 @@ fn uid_the_policy_does_not_admit_gets_permission_denied() {
         Policy {
             allow_uids: vec![NOBODY],
             allow_gids: vec![],
+            admin_gids: vec![],
         },
         Limits::default(),
     );
@@ -268,14 +270,18 @@ fn expect_error(
 }
 
 fn memfd(len: u64) -> OwnedFd {
-    let fd = rustix::fs::memfd_create("unimem-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-    rustix::fs::ftruncate(&fd, len).unwrap();
-    fd
+    service_common::memfd(len)
 }
 
 #[test]
 fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
-    let svc = start(Policy::default(), Limits::default());
+    // Every refusal in a row on one connection: the limit that would close
+    // it is tested in service_availability.rs.
+    let limits = Limits {
+        max_refusals: 1000,
+        ..Limits::default()
+    };
+    let svc = start(Policy::default(), limits);
     let s = raw_connect(&svc.socket);
     let none: &[BorrowedFd<'_>] = &[];
     let ps = rustix::param::page_size() as u64;
@@ -664,13 +670,29 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
         Some(Rule::ChecksumRange),
     );
     assert!(raw_call(&s, &ck(0, 4 * ps), none).0.status().is_success());
-    // The client shrinks its file under the prepared range: the service
-    // must answer with an error, not die of SIGBUS.
-    rustix::fs::ftruncate(&m, 0).unwrap();
-    let (h, _) = raw_call(&s, &ck(0, 4 * ps), none);
-    assert!(
-        !h.status().is_success(),
-        "checksum of a truncated file succeeded"
+    // The sealed file cannot shrink; the client punches its pages out
+    // instead: the service says the surface changed, never dies of SIGBUS
+    // and never sums pages it would have to fault in.
+    assert_eq!(rustix::fs::ftruncate(&m, 0), Err(rustix::io::Errno::PERM));
+    rustix::fs::fallocate(
+        &m,
+        rustix::fs::FallocateFlags::PUNCH_HOLE | rustix::fs::FallocateFlags::KEEP_SIZE,
+        0,
+        4 * ps,
+    )
+    .unwrap();
+    expect_error(
+        &s,
+        "checksum after a punched hole",
+        &ck(0, 4 * ps),
+        none,
+        IoReturn::NOT_READY,
+        Some(Rule::SurfaceChanged),
+    );
+    assert_eq!(
+        rustix::fs::fstat(&m).unwrap().st_blocks,
+        0,
+        "the checksum filled the punched hole"
     );
     assert!(
         raw_call(&s, &Request::Complete { handle: 1 }.encode(), none)

@@ -21,8 +21,8 @@ const MIB: u64 = 1 << 20;
 pub const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
 
 fn memfd_mapping(len: u64) -> (OwnedFd, Mapping) {
-    let fd = rustix::fs::memfd_create("unimem-compact", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
-    rustix::fs::ftruncate(&fd, len).unwrap();
+    let fd = unsealed_memfd(len);
+    rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK).unwrap();
     let m = Mapping::shared(&fd, 0, len as usize).unwrap();
     (fd, m)
 }

@@ -254,6 +254,19 @@ struct Counts {
     refused: AtomicU64,
     granted: AtomicU64,
     abandoned: AtomicU64,
+    /// Connections the service closed after too many refusals in a row.
+    closed: AtomicU64,
+}
+
+/// The service's default number of refusals in a row that close a
+/// connection.
+const MAX_REFUSALS: u32 = 16;
+
+/// Whether `reply` is the notice of a connection closed for refusals.
+fn is_closing_notice(reply: &[u8]) -> bool {
+    Header::parse(reply).is_ok_and(|h| {
+        !h.status().is_success() && Rule::from_detail(h.detail.get()) == Some(Rule::TooManyRefusals)
+    })
 }
 
 fn hostile(socket: &Path, seed: u64, counts: &Counts, until: Instant) {
@@ -272,6 +285,7 @@ fn hostile(socket: &Path, seed: u64, counts: &Counts, until: Instant) {
         .unwrap();
         counts.connections.fetch_add(1, Ordering::Relaxed);
         let mut mine: HashSet<u64> = HashSet::new();
+        let mut refused_in_row = 0u32;
         // Most connections handshake first; some never do.
         if !rng.chance(5) {
             let hs = Request::Handshake {
@@ -299,18 +313,38 @@ fn hostile(socket: &Path, seed: u64, counts: &Counts, until: Instant) {
                 counts.abandoned.fetch_add(1, Ordering::Relaxed);
                 break;
             }
-            let got = frame::recv(sock.as_fd(), &mut buf)
-                .unwrap_or_else(|e| panic!("no reply to {:02x?}: {e}", fr.bytes));
+            let got = match frame::recv(sock.as_fd(), &mut buf) {
+                // Closed after too many refusals in a row, with our frame
+                // unread: the notice saying so is read next.
+                Err(rustix::io::Errno::CONNRESET) if refused_in_row >= MAX_REFUSALS => break,
+                other => other,
+            };
+            let got = got.unwrap_or_else(|e| panic!("no reply to {:02x?}: {e}", fr.bytes));
             let Some(f) = got else {
                 assert!(
-                    fr.bytes.is_empty() && fr.fds.is_empty(),
+                    (fr.bytes.is_empty() && fr.fds.is_empty()) || refused_in_row >= MAX_REFUSALS,
                     "the service closed the connection on {:02x?}",
                     fr.bytes
                 );
                 break;
             };
             assert!(!f.oversized && f.fds.is_empty());
-            check_reply(&fr, &buf[..f.len], &mut mine, page, counts);
+            let reply = &buf[..f.len];
+            if is_closing_notice(reply) {
+                assert!(
+                    refused_in_row >= MAX_REFUSALS,
+                    "closed for refusals after only {refused_in_row} in a row"
+                );
+                counts.closed.fetch_add(1, Ordering::Relaxed);
+                break;
+            }
+            let granted = Header::parse(reply).is_ok_and(|h| h.status().is_success());
+            check_reply(&fr, reply, &mut mine, page, counts);
+            if !granted {
+                refused_in_row += 1;
+            } else {
+                refused_in_row = 0;
+            }
         }
     }
 }
@@ -415,13 +449,15 @@ fn hostile_clients_get_errors_and_well_formed_clients_keep_succeeding() {
     let l = |a: &AtomicU64| a.load(Ordering::SeqCst);
     eprintln!(
         "hostile: {} frames on {} connections in {:.1} s ({} refused, {} granted, {} replies \
-         abandoned), {SILENT} silent connections held; {} well-formed clients served",
+         abandoned, {} connections closed for refusals), {SILENT} silent connections held; {} \
+         well-formed clients served",
         l(&c.frames),
         l(&c.connections),
         started.elapsed().as_secs_f64(),
         l(&c.refused),
         l(&c.granted),
         l(&c.abandoned),
+        l(&c.closed),
         l(&served)
     );
     assert!(l(&c.frames) >= 1000, "too few frames to mean anything");

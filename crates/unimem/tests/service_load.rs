@@ -73,7 +73,20 @@ fn thirty_two_clients_two_hundred_cycles_each_from_64k_to_64m() {
                         let (h, map) = client.prepare(s.fd(), offset, size)?;
                         // While pinned, the map is what pagemap says of our
                         // own mapping of the same pages.
-                        let own = physical_addresses(pid, s.addr().0 + offset, size);
+                        // A pinned page shows not present for a moment while
+                        // compaction tries (and fails) to move it: read again.
+                        let mut own = physical_addresses(pid, s.addr().0 + offset, size);
+                        for _ in 0..100 {
+                            let agree = own
+                                .iter()
+                                .enumerate()
+                                .all(|(p, a)| map.lookup(p as u64 * page) == *a);
+                            if agree {
+                                break;
+                            }
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                            own = physical_addresses(pid, s.addr().0 + offset, size);
+                        }
                         for (p, addr) in own.iter().enumerate() {
                             let off = p as u64 * page;
                             assert_eq!(map.lookup(off), *addr, "client {c} cycle {i} page {p}");

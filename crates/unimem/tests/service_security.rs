@@ -121,6 +121,7 @@ fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
         Policy {
             allow_uids: vec![NOBODY],
             allow_gids: vec![],
+            admin_gids: vec![],
         },
         Limits::default(),
     );
@@ -171,7 +172,13 @@ fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
 
 #[test]
 fn no_connection_reaches_another_connections_handles_or_outside_its_surface() {
-    let svc = start(Policy::default(), Limits::default());
+    // B guesses many handles on one connection: the limit of bad requests
+    // in a row that would close it is tested in service_availability.rs.
+    let limits = Limits {
+        max_refusals: 1000,
+        ..Limits::default()
+    };
+    let svc = start(Policy::default(), limits);
     let page = rustix::param::page_size() as u64;
     // A holds two prepared ranges.
     let s = Surface::create(4 * MIB, Backing::Memfd).unwrap();
@@ -247,6 +254,7 @@ fn socket_and_directory_modes_follow_the_policy() {
             Policy {
                 allow_uids: vec![],
                 allow_gids: vec![4242],
+                admin_gids: vec![],
             },
             (0o660, 4242),
         ),
@@ -254,6 +262,7 @@ fn socket_and_directory_modes_follow_the_policy() {
             Policy {
                 allow_uids: vec![NOBODY],
                 allow_gids: vec![],
+                admin_gids: vec![],
             },
             (0o666, 0),
         ),

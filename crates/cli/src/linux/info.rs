@@ -19,6 +19,10 @@ pub struct InfoArgs {
     /// The resolver service's socket to check.
     #[arg(long, default_value = unimem::service::DEFAULT_SOCKET)]
     pub socket: PathBuf,
+    /// The uid the resolver service must run as (its credentials are
+    /// checked before anything is sent).
+    #[arg(long, value_name = "UID", default_value_t = 0)]
+    pub service_uid: u32,
 }
 
 #[derive(Serialize)]
@@ -58,7 +62,7 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
         huge_pools: system::huge_pools()?,
         thp: system::thp_mode(system::THP_ENABLED),
         shmem_thp: system::thp_mode(system::THP_SHMEM_ENABLED),
-        service: match server_info(&args.socket) {
+        service: match server_info(&args.socket, args.service_uid) {
             Ok(s) => ServiceJson {
                 socket: args.socket.display().to_string(),
                 reachable: true,

@@ -62,6 +62,10 @@ pub struct ProbeOptions {
     /// The resolver service's socket (with --via service or auto).
     #[arg(long, default_value = unimem::service::DEFAULT_SOCKET)]
     pub socket: PathBuf,
+    /// The uid the resolver service must run as: the client checks the
+    /// listening process's credentials before it sends the surface.
+    #[arg(long, value_name = "UID", default_value_t = unimem::resolve::service::DEFAULT_SERVICE_UID)]
+    pub service_uid: u32,
     /// With the direct resolver, read the addresses without pinning the
     /// pages first (a snapshot the kernel may invalidate by migrating them).
     #[arg(long)]
@@ -108,7 +112,10 @@ pub fn resolver(via: Via, options: &ProbeOptions) -> Result<Box<dyn Resolver>> {
         }))
     };
     let service = || -> Result<Box<dyn Resolver>> {
-        Ok(Box::new(ServiceResolver::connect(&options.socket)?))
+        Ok(Box::new(ServiceResolver::connect_to(
+            &options.socket,
+            options.service_uid,
+        )?))
     };
     match via {
         Via::Direct => direct(),

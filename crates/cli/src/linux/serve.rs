@@ -1,9 +1,9 @@
 //! `unimem serve`: run the resolver service until SIGTERM or SIGINT.
 //!
 //! Must run as root (it reads PFNs and pins other processes' memory). Logs
-//! to stderr: one line per connection and per refusal, `-v` one per
-//! request. On SIGTERM/SIGINT it ends every connection (unpinning all they
-//! hold), removes its socket and exits 0.
+//! to stderr through `env_logger`: one line per connection, refusals rate
+//! limited per uid, `-v` one per request. On SIGTERM/SIGINT it ends every
+//! connection (unpinning all they hold), removes its socket and exits 0.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Admit members of this group (name like "video", or number); repeatable.
     #[arg(long = "allow-gid", value_name = "GID")]
     pub allow_gid: Vec<String>,
+    /// Treat members of this group like root: admitted, free of the per-user
+    /// limits, and served from the slots kept for administrators; repeatable.
+    #[arg(long = "admin-gid", value_name = "GID")]
+    pub admin_gid: Vec<String>,
     /// Largest range one prepare may ask for: 65536, 64K, 16M, 4G.
     #[arg(long, value_name = "SIZE")]
     pub max_bytes: Option<ByteSize>,
@@ -48,6 +52,26 @@ pub struct ServeArgs {
     /// Default 10.
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub reply_timeout: Option<u64>,
+    /// Close a connection that has not completed the handshake this many
+    /// seconds after connecting, whatever it sends. Default 5.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub handshake_timeout: Option<u64>,
+    /// Connections one user may hold at once (administrators excepted).
+    /// Default 16.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_user_connections: Option<u64>,
+    /// Bytes one user may hold prepared over all its connections
+    /// (administrators excepted). Default: a quarter of --max-total-bytes.
+    #[arg(long, value_name = "SIZE")]
+    pub max_user_bytes: Option<ByteSize>,
+    /// Connection slots of --max-connections kept for root and
+    /// --admin-gid members. Default 8.
+    #[arg(long, value_name = "N")]
+    pub admin_connections: Option<usize>,
+    /// Close a connection after this many bad requests in a row (malformed,
+    /// out of protocol, or naming what it does not hold). Default 16.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_refusals: Option<u32>,
     /// Log every request, not just connections and refusals.
     #[arg(short, long)]
     pub verbose: bool,
@@ -67,6 +91,22 @@ pub fn config(args: &ServeArgs) -> Result<Config, Error> {
     }
     if let Some(n) = args.max_total_bytes.map(ByteSize::bytes) {
         limits.max_total_bytes = n;
+        limits.max_user_bytes = n / 4;
+    }
+    if let Some(n) = args.max_user_bytes.map(ByteSize::bytes) {
+        limits.max_user_bytes = n;
+    }
+    if let Some(n) = args.max_user_connections {
+        limits.max_user_connections = n as usize;
+    }
+    if let Some(n) = args.admin_connections {
+        limits.admin_connections = n;
+    }
+    if let Some(n) = args.max_refusals {
+        limits.max_refusals = n;
+    }
+    if let Some(secs) = args.handshake_timeout {
+        limits.handshake_timeout = Duration::from_secs(secs);
     }
     if let Some(n) = args.max_connections {
         limits.max_connections = n;
@@ -88,6 +128,11 @@ pub fn config(args: &ServeArgs) -> Result<Config, Error> {
             .collect::<Result<_, _>>()?,
         allow_gids: args
             .allow_gid
+            .iter()
+            .map(|g| service::lookup_group(g))
+            .collect::<Result<_, _>>()?,
+        admin_gids: args
+            .admin_gid
             .iter()
             .map(|g| service::lookup_group(g))
             .collect::<Result<_, _>>()?,
@@ -117,28 +162,53 @@ pub fn run(args: &ServeArgs) -> Result<ExitCode, Error> {
         ));
     }
     let config = config(args)?;
+    init_log(config.verbose);
     let limits = config.limits.clone();
     ensure_fd_limit(&limits)?;
     // Catch the signals before anything exists that a signal must clean up.
     let mut signals = Termination::install()?;
     let handle = Service::bind(config)?.spawn()?;
-    eprintln!(
-        "unimem serve: limits: {} per prepare, {} per connection, {} in all, {} connections, \
-         {} ranges per connection, idle timeout {}, reply timeout {} s",
+    log::info!(
+        "limits: {} per prepare, {} per connection, {} in all, {} connections ({} kept for \
+         administrators), {} ranges per connection; per user {} connections and {}; idle \
+         timeout {}, reply timeout {} s, handshake timeout {} s, {} bad requests in a row close \
+         a connection",
         human(limits.max_prepare_bytes),
         human(limits.max_connection_bytes),
         human(limits.max_total_bytes),
         limits.max_connections,
+        limits.admin_connections,
         limits.max_handles,
+        limits.max_user_connections,
+        human(limits.max_user_bytes),
         limits
             .idle_timeout
             .map_or("none".to_string(), |d| format!("{} s", d.as_secs())),
-        limits.reply_timeout.as_secs()
+        limits.reply_timeout.as_secs(),
+        limits.handshake_timeout.as_secs(),
+        limits.max_refusals
     );
     let sig = signals.wait();
-    eprintln!("unimem serve: signal {sig}: shutting down");
+    log::info!("signal {sig}: shutting down");
     handle.shutdown();
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to stderr, one `unimem serve:` line per record: info and up, debug
+/// too with `-v`. `RUST_LOG` overrides the level.
+fn init_log(verbose: bool) {
+    use std::io::Write;
+    let level = if verbose {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .parse_env("RUST_LOG")
+        .format(|buf, record| writeln!(buf, "unimem serve: {}", record.args()))
+        .target(env_logger::Target::Stderr)
+        .try_init();
 }
 
 /// Each connection holds its socket, and each prepared range an io_uring
@@ -195,6 +265,11 @@ mod tests {
         assert_eq!(d.max_connections, 64);
         assert_eq!(d.idle_timeout, Some(Duration::from_secs(60)));
         assert_eq!(d.reply_timeout, Duration::from_secs(10));
+        assert_eq!(d.handshake_timeout, Duration::from_secs(5));
+        assert_eq!(d.max_user_connections, 16);
+        assert_eq!(d.admin_connections, 8);
+        assert_eq!(d.max_refusals, 16);
+        assert_eq!(d.max_user_bytes, d.max_total_bytes / 4);
         let l = limits(&[
             "--max-bytes=8M",
             "--max-connection-bytes=16M",
@@ -203,6 +278,11 @@ mod tests {
             "--max-handles=5",
             "--idle-timeout=7",
             "--reply-timeout=2",
+            "--handshake-timeout=3",
+            "--max-user-connections=4",
+            "--max-user-bytes=64M",
+            "--admin-connections=2",
+            "--max-refusals=9",
         ]);
         assert_eq!(
             l,
@@ -214,6 +294,11 @@ mod tests {
                 max_handles: 5,
                 idle_timeout: Some(Duration::from_secs(7)),
                 reply_timeout: Duration::from_secs(2),
+                handshake_timeout: Duration::from_secs(3),
+                max_user_connections: 4,
+                max_user_bytes: 64 << 20,
+                admin_connections: 2,
+                max_refusals: 9,
             }
         );
         assert_eq!(limits(&["--idle-timeout=0"]).idle_timeout, None);

@@ -54,10 +54,22 @@ impl std::fmt::Debug for SocketTransport {
     }
 }
 
+/// The uid the service must run as unless told otherwise: root.
+pub const DEFAULT_SERVICE_UID: u32 = 0;
+
 impl ProtocolClient<SocketTransport> {
-    /// Connects to the service at `path` and does the handshake.
+    /// Connects to the service at `path`, checks that it runs as root and
+    /// does the handshake.
     pub fn connect(path: &Path) -> Result<ServiceClient> {
-        ProtocolClient::handshake(SocketTransport::connect(path)?)
+        Self::connect_to(path, DEFAULT_SERVICE_UID)
+    }
+
+    /// Connects to the service at `path`, checks that the process listening
+    /// there runs as `service_uid` (before sending anything, so an impostor
+    /// that bound the path gets neither a request nor an fd) and does the
+    /// handshake.
+    pub fn connect_to(path: &Path, service_uid: u32) -> Result<ServiceClient> {
+        ProtocolClient::handshake(SocketTransport::connect(path, service_uid)?)
     }
 
     /// What the service said in the handshake.
@@ -84,8 +96,9 @@ impl ProtocolClient<SocketTransport> {
 }
 
 impl SocketTransport {
-    /// Connects to the service's socket at `path`; nothing is sent yet.
-    pub fn connect(path: &Path) -> Result<SocketTransport> {
+    /// Connects to the service's socket at `path` and checks that the
+    /// process listening there runs as `service_uid`; nothing is sent yet.
+    pub fn connect(path: &Path, service_uid: u32) -> Result<SocketTransport> {
         let shown = path.display();
         let sock = frame::socket()?;
         let addr = frame::address(path)?;
@@ -122,6 +135,7 @@ impl SocketTransport {
             };
             Error::with_source(kind, msg, e.into())
         })?;
+        check_server(&sock, path, service_uid)?;
         let _ = sockopt::set_socket_timeout(&sock, sockopt::Timeout::Recv, Some(REPLY_TIMEOUT));
         Ok(SocketTransport {
             sock,
@@ -241,6 +255,35 @@ impl Transport for SocketTransport {
     }
 }
 
+/// Refuses a server whose credentials (`SO_PEERCRED`, taken by the kernel
+/// when it listened) are not `service_uid`'s.
+fn check_server(sock: &OwnedFd, path: &Path, service_uid: u32) -> Result<()> {
+    let (pid, uid, _) = crate::service::sys::peer_cred(sock).map_err(|e| {
+        Error::with_source(
+            ErrorKind::PermissionDenied,
+            format!(
+                "cannot read the credentials of the service at '{}', so it cannot be trusted \
+                 with the surface",
+                path.display()
+            ),
+            e,
+        )
+    })?;
+    if uid != service_uid {
+        return Err(Error::new(
+            ErrorKind::PermissionDenied,
+            format!(
+                "permission denied: the process listening on '{}' (pid {pid}) runs as uid {uid}, \
+                 not uid {service_uid} as the resolver service must: it may be an impostor, so \
+                 nothing was sent to it; check who owns that socket and its directory, or pass \
+                 --service-uid if the service really runs as uid {uid}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Turns an error reply into an error that says who refused and why.
 fn refusal(sel: u16, status: IoReturn, detail: u32) -> Error {
     let what = selector::name(sel);
@@ -254,7 +297,10 @@ fn refusal(sel: u16, status: IoReturn, detail: u32) -> Error {
             | Rule::TotalBytes
             | Rule::Handles => ErrorKind::Resources,
             Rule::UnknownHandle => ErrorKind::NotFound,
-            Rule::NotPresent => ErrorKind::PrepareFailed,
+            Rule::NotPresent | Rule::NotBacked => ErrorKind::PrepareFailed,
+            Rule::SurfaceChanged => ErrorKind::SurfaceChanged,
+            Rule::NotShrinkSealed | Rule::WriteSealed => ErrorKind::InvalidRequest,
+            Rule::UserConnections | Rule::UserBytes => ErrorKind::Resources,
             Rule::FdKind => ErrorKind::Unsupported,
             _ => ErrorKind::InvalidRequest,
         };
@@ -324,10 +370,17 @@ pub struct ServiceResolver {
 }
 
 impl ServiceResolver {
-    /// Connects to the service at `path` and checks its version.
+    /// Connects to the service at `path` (which must run as root) and
+    /// checks its version.
     pub fn connect(path: &Path) -> Result<ServiceResolver> {
+        Self::connect_to(path, DEFAULT_SERVICE_UID)
+    }
+
+    /// Connects to the service at `path`, which must run as `service_uid`,
+    /// and checks its version.
+    pub fn connect_to(path: &Path, service_uid: u32) -> Result<ServiceResolver> {
         Ok(ServiceResolver {
-            client: Arc::new(Mutex::new(ServiceClient::connect(path)?)),
+            client: Arc::new(Mutex::new(ServiceClient::connect_to(path, service_uid)?)),
             plan: ChecksumPlan::Whole,
         })
     }
@@ -408,8 +461,8 @@ fn lock(m: &Mutex<ServiceClient>) -> std::sync::MutexGuard<'_, ServiceClient> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Connects, does the handshake and returns what the service said, for
-/// `unimem info`.
-pub fn server_info(path: &Path) -> Result<ServerInfo> {
-    Ok(ServiceClient::connect(path)?.info().clone())
+/// Connects (to a service that must run as `service_uid`), does the
+/// handshake and returns what the service said, for `unimem info`.
+pub fn server_info(path: &Path, service_uid: u32) -> Result<ServerInfo> {
+    Ok(ServiceClient::connect_to(path, service_uid)?.info().clone())
 }

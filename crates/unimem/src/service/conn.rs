@@ -13,7 +13,7 @@
 use super::frame::{self, Frame, FrameBuf};
 use super::prepared::{self, PreparedRange};
 use super::rule::Rule;
-use super::{lock, Peer, Refusal, Shared};
+use super::{lock, logbook, Peer, Refusal, Shared};
 use rustix::net::sockopt::{self, Timeout};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -36,9 +36,9 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
             groups: super::sys::peer_groups(&sock).unwrap_or_default(),
         },
         Err(e) => {
-            shared.log(format!(
-                "connection {id}: refused: cannot read peer credentials: {e}"
-            ));
+            shared.refusals.note(logbook::UNKNOWN_UID, || {
+                format!("connection {id}: refused: cannot read peer credentials: {e}")
+            });
             shared.counters.refused.fetch_add(1, Ordering::SeqCst);
             return;
         }
@@ -47,37 +47,69 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
         "connection {id} (pid {}, uid {}, gid {})",
         peer.pid, peer.uid, peer.gid
     );
-    let refuse = |rule: Rule| {
-        shared.log(format!("{who}: refused: {}", rule.describe()));
+    let refuse = |rule: Rule, why: String| {
+        shared.refusals.note(peer.uid, || {
+            format!("{who}: refused: {}{why}", rule.describe())
+        });
         shared.counters.refused.fetch_add(1, Ordering::SeqCst);
         let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail()).encode();
         let _ = frame::send(sock.as_fd(), &reply, &[]);
     };
-    if !shared.config.policy.admits(&peer) {
-        return refuse(Rule::Policy);
-    }
-    let live = shared.counters.connections.load(Ordering::SeqCst);
-    if live >= shared.config.limits.max_connections as u64 {
-        return refuse(Rule::Connections);
+    let policy = &shared.config.policy;
+    if !policy.admits(&peer) {
+        return refuse(Rule::Policy, String::new());
     }
     let limits = &shared.config.limits;
-    let timeouts = sockopt::set_socket_timeout(&sock, Timeout::Send, Some(limits.reply_timeout))
-        .and_then(|()| sockopt::set_socket_timeout(&sock, Timeout::Recv, limits.idle_timeout));
+    let admin = policy.is_admin(&peer);
+    let live = shared.counters.connections.load(Ordering::SeqCst);
+    // Some slots are always left for administrators, so no set of users
+    // can lock root out.
+    let slots = if admin {
+        limits.max_connections
+    } else {
+        limits
+            .max_connections
+            .saturating_sub(limits.admin_connections)
+    };
+    if live >= slots as u64 {
+        let why = if admin {
+            String::new()
+        } else {
+            format!(
+                " ({} of {} slots are kept for administrators)",
+                limits.admin_connections.min(limits.max_connections),
+                limits.max_connections
+            )
+        };
+        return refuse(Rule::Connections, why);
+    }
+    if !shared.user_connect(peer.uid, admin) {
+        return refuse(
+            Rule::UserConnections,
+            format!(" ({} per user)", limits.max_user_connections),
+        );
+    }
+    let timeouts = sockopt::set_socket_timeout(&sock, Timeout::Send, Some(limits.reply_timeout));
     if let Err(e) = timeouts {
-        // Without them a client could hold a thread forever.
-        shared.log(format!("{who}: refused: cannot set socket timeouts: {e}"));
+        // Without it a client could hold a thread forever.
+        shared.refusals.note(peer.uid, || {
+            format!("{who}: refused: cannot set socket timeouts: {e}")
+        });
         shared.counters.refused.fetch_add(1, Ordering::SeqCst);
+        shared.user_disconnect(peer.uid, 0);
         return;
     }
     let sock = Arc::new(sock);
     shared.counters.connections.fetch_add(1, Ordering::SeqCst);
     lock(&shared.conns).insert(id, Arc::clone(&sock));
-    shared.log(format!("{who}: connected"));
+    shared
+        .connection_lines
+        .note(peer.uid, || format!("{who}: connected"));
     let thread_shared = Arc::clone(shared);
     let spawned = std::thread::Builder::new()
         .name(format!("unimem-conn-{id}"))
         .spawn(move || {
-            let mut conn = Conn::new(thread_shared, id, who);
+            let mut conn = Conn::new(thread_shared, id, who, peer.uid, admin);
             conn.serve(&sock);
             conn.finish();
         });
@@ -87,6 +119,7 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
             shared.log(format!("connection {id}: cannot start its thread: {e}"));
             lock(&shared.conns).remove(&id);
             shared.counters.connections.fetch_sub(1, Ordering::SeqCst);
+            shared.user_disconnect(peer.uid, 0);
         }
     }
 }
@@ -97,7 +130,15 @@ pub(super) struct Conn {
     pub(super) shared: Arc<Shared>,
     id: u64,
     who: String,
+    /// The peer's uid, and whether it is an administrator (free of the
+    /// per-uid limits).
+    pub(super) uid: u32,
+    admin: bool,
     handshaken: bool,
+    /// Whether the last request was refused, and whether as a bad frame
+    /// ([`Rule::is_bad_frame`]).
+    last_refused: bool,
+    last_bad: bool,
     pub(super) handles: HashMap<u64, PreparedRange>,
     pub(super) next_handle: u64,
     /// Bytes prepared by this connection now.
@@ -108,14 +149,18 @@ pub(super) struct Conn {
 }
 
 impl Conn {
-    /// A new connection's state; `shared.counters.connections` must
-    /// already count it ([`Conn::finish`] uncounts it).
-    pub(super) fn new(shared: Arc<Shared>, id: u64, who: String) -> Conn {
+    /// A new connection's state; `shared.counters.connections` and the
+    /// uid's usage must already count it ([`Conn::finish`] uncounts it).
+    pub(super) fn new(shared: Arc<Shared>, id: u64, who: String, uid: u32, admin: bool) -> Conn {
         Conn {
             shared,
             id,
             who,
+            uid,
+            admin,
             handshaken: false,
+            last_refused: false,
+            last_bad: false,
             handles: HashMap::new(),
             next_handle: 1,
             bytes: 0,
@@ -123,29 +168,53 @@ impl Conn {
         }
     }
 
+    /// The request loop. Only requests that are served count as activity:
+    /// a client cannot keep a slot by sending junk. A connection is closed
+    /// when it has not completed the handshake in time, when it held
+    /// nothing and sent nothing useful for the idle timeout, or after too
+    /// many bad frames in a row.
     fn serve(&mut self, sock: &OwnedFd) {
         let mut buf: Box<FrameBuf> = Box::new([0; MAX_MESSAGE + 1]);
+        let limits = self.shared.config.limits.clone();
+        let accepted = Instant::now();
+        let mut last_served = accepted;
+        let mut bad_in_row = 0u32;
         loop {
+            // When this connection must have done something by.
+            let idle = limits
+                .idle_timeout
+                .filter(|_| self.handles.is_empty())
+                .map(|d| (last_served + d, Rule::IdleTimeout));
+            let handshake = (!self.handshaken)
+                .then(|| (accepted + limits.handshake_timeout, Rule::HandshakeTimeout));
+            // The earlier of the two; none while ranges are held after the
+            // handshake: a device may be using the addresses.
+            let deadline = match (idle, handshake) {
+                (Some(i), Some(h)) => Some(if i.0 <= h.0 { i } else { h }),
+                (i, h) => i.or(h),
+            };
+            if let Some((at, rule)) = deadline {
+                let left = at.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return self.close_with(sock, rule);
+                }
+                let left = left.max(std::time::Duration::from_millis(1));
+                if let Err(e) = sockopt::set_socket_timeout(sock, Timeout::Recv, Some(left)) {
+                    self.shared
+                        .log(format!("{}: cannot set the receive timeout: {e}", self.who));
+                    return;
+                }
+            } else if let Err(e) = sockopt::set_socket_timeout(sock, Timeout::Recv, None) {
+                self.shared.log(format!(
+                    "{}: cannot clear the receive timeout: {e}",
+                    self.who
+                ));
+                return;
+            }
             let frame = match frame::recv(sock.as_fd(), &mut buf) {
                 Ok(Some(f)) => f,
                 Ok(None) => return,
-                Err(rustix::io::Errno::AGAIN) if self.handles.is_empty() => {
-                    // Idle with nothing prepared: free the slot. The reply
-                    // tells a client that comes back why it was closed.
-                    let idle = self.shared.config.limits.idle_timeout.unwrap_or_default();
-                    self.shared.log(format!(
-                        "{}: {} ({} s)",
-                        self.who,
-                        Rule::IdleTimeout.describe(),
-                        idle.as_secs_f64()
-                    ));
-                    let rule = Rule::IdleTimeout;
-                    let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail());
-                    let _ = frame::send(sock.as_fd(), &reply.encode(), &[]);
-                    return;
-                }
-                // Idle but holding prepared ranges: a device may be using
-                // them, so the connection stays.
+                // The deadline is checked at the top of the loop.
                 Err(rustix::io::Errno::AGAIN) => continue,
                 Err(e) => {
                     self.shared
@@ -161,7 +230,30 @@ impl Conn {
                     .log(format!("{}: reply not taken ({e}); closing", self.who));
                 return;
             }
+            // A refusal is never activity; bad frames in a row close the
+            // connection.
+            if self.last_bad {
+                bad_in_row += 1;
+                if bad_in_row >= limits.max_refusals {
+                    return self.close_with(sock, Rule::TooManyRefusals);
+                }
+            } else {
+                bad_in_row = 0;
+            }
+            if !self.last_refused {
+                last_served = Instant::now();
+            }
         }
+    }
+
+    /// Ends the connection for `rule`, telling the client why.
+    fn close_with(&mut self, sock: &OwnedFd, rule: Rule) {
+        let who = &self.who;
+        self.shared
+            .refusals
+            .note(self.uid, || format!("{who}: closed: {}", rule.describe()));
+        let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail());
+        let _ = frame::send(sock.as_fd(), &reply.encode(), &[]);
     }
 
     /// Work that may wait until a reply is sent: unmapping completed ranges.
@@ -174,14 +266,15 @@ impl Conn {
         self.after_reply();
         let ranges = self.handles.len();
         let released: u64 = self.handles.drain().map(|(_, r)| r.release()).sum();
+        self.shared.user_disconnect(self.uid, self.bytes);
         let c = &self.shared.counters;
         c.handles.fetch_sub(ranges as u64, Ordering::SeqCst);
         lock(&self.shared.conns).remove(&self.id);
         c.connections.fetch_sub(1, Ordering::SeqCst);
-        self.shared.log(format!(
-            "{}: closed; released {released} bytes in {ranges} ranges",
-            self.who
-        ));
+        let who = &self.who;
+        self.shared.connection_lines.note(self.uid, || {
+            format!("{who}: closed; released {released} bytes in {ranges} ranges")
+        });
     }
 
     /// One request → the bytes of its reply.
@@ -193,6 +286,12 @@ impl Conn {
             .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]));
         let started = Instant::now();
         let result = self.dispatch(frame, msg);
+        self.last_refused = result.is_err();
+        self.last_bad = result
+            .as_ref()
+            .err()
+            .and_then(|(_, r)| Rule::from_detail(r.detail))
+            .is_some_and(Rule::is_bad_frame);
         match result {
             Ok((reply, note)) => {
                 self.shared.debug(format!(
@@ -206,14 +305,16 @@ impl Conn {
             Err((sel, r)) => {
                 let sel = sel.unwrap_or(guess);
                 self.shared.counters.refused.fetch_add(1, Ordering::SeqCst);
-                self.shared.log(format!(
-                    "{}: {} refused: {} [{} detail {:#x}]",
-                    self.who,
-                    selector::name(sel),
-                    r.log,
-                    r.status,
-                    r.detail
-                ));
+                let who = &self.who;
+                self.shared.refusals.note(self.uid, || {
+                    format!(
+                        "{who}: {} refused: {} [{} detail {:#x}]",
+                        selector::name(sel),
+                        r.log,
+                        r.status,
+                        r.detail
+                    )
+                });
                 Reply::error(sel, r.status, r.detail).encode()
             }
         }
@@ -309,6 +410,11 @@ impl Conn {
             } => {
                 let range = self.range(handle).map_err(fail)?;
                 let batch = range.batch(handle, continuation).map_err(fail)?;
+                // Only addresses still the file's go out: the pages this
+                // batch describes are checked against the pinned frames.
+                range
+                    .verify(&self.shared.pagemap, batch.start, batch.next - batch.start)
+                    .map_err(fail)?;
                 let note = format!(" handle {handle} from {continuation:#x}");
                 Ok((
                     Reply::Segments {
@@ -330,6 +436,7 @@ impl Conn {
                 let released_bytes = range.unpin();
                 self.retired.push(range);
                 self.bytes -= len;
+                self.shared.user_release(self.uid, len);
                 self.shared.counters.handles.fetch_sub(1, Ordering::SeqCst);
                 Ok((
                     Reply::Complete {
@@ -347,7 +454,7 @@ impl Conn {
                 let range = self.range(handle).map_err(fail)?;
                 let counters = &self.shared.counters;
                 counters.checksumming.fetch_add(1, Ordering::SeqCst);
-                let checksum = range.checksum(offset, length);
+                let checksum = range.checksum(&self.shared.pagemap, offset, length);
                 counters.checksumming.fetch_sub(1, Ordering::SeqCst);
                 let checksum = checksum.map_err(fail)?;
                 Ok((
@@ -400,8 +507,18 @@ impl Conn {
                 format!("{} held", self.handles.len()),
             ));
         }
+        if let Err(held) = self.shared.user_reserve(self.uid, self.admin, length) {
+            return Err(Refusal::rule(
+                Rule::UserBytes,
+                format!(
+                    "uid {} holds {held} + {length} > {} per user",
+                    self.uid, limits.max_user_bytes
+                ),
+            ));
+        }
         let counters = &self.shared.counters;
         if !counters.reserve(length, limits.max_total_bytes) {
+            self.shared.user_release(self.uid, length);
             return Err(Refusal::rule(
                 Rule::TotalBytes,
                 format!(
@@ -419,11 +536,13 @@ impl Conn {
             Arc::clone(counters),
         );
         counters.preparing.fetch_sub(1, Ordering::SeqCst);
-        let range = created?;
+        let range = created.inspect_err(|_| self.shared.user_release(self.uid, length))?;
         drop(f);
         let handle = self.next_handle;
         self.next_handle += 1;
-        let batch = range.batch(handle, 0)?;
+        let batch = range
+            .batch(handle, 0)
+            .inspect_err(|_| self.shared.user_release(self.uid, length))?;
         let note = format!(
             " handle {handle}: {length} bytes pinned in {} segments",
             range.segment_count()

@@ -17,14 +17,16 @@
 //! [`Service::bind`] then [`Service::spawn`] runs it in-process (tests do);
 //! [`ServiceHandle::stats`] tells connections, pinned bytes and mappings.
 
+mod backing;
 mod conn;
 pub mod frame;
+pub mod logbook;
 pub mod policy;
 mod prepared;
 pub mod rule;
 #[doc(hidden)]
 pub mod session;
-mod sys;
+pub(crate) mod sys;
 
 pub use policy::{lookup_group, lookup_user, Peer, Policy};
 pub use prepared::{HUGETLBFS_MAGIC, TMPFS_MAGIC};
@@ -69,16 +71,35 @@ pub struct Limits {
     /// A client that does not take a reply within this long is dropped, so
     /// it cannot hold a thread forever by never reading.
     pub reply_timeout: Duration,
+    /// A connection that has not completed the handshake this long after
+    /// it was accepted is closed, whatever it sends meanwhile.
+    pub handshake_timeout: Duration,
+    /// Connections one uid may hold at once (administrators excepted).
+    pub max_user_connections: usize,
+    /// Prepared bytes one uid may hold over all its connections
+    /// (administrators excepted).
+    pub max_user_bytes: u64,
+    /// Connection slots of [`Limits::max_connections`] only administrators
+    /// (root, the service's uid, `--admin-gid`) may take.
+    pub admin_connections: usize,
+    /// Bad frames ([`rule::Rule::is_bad_frame`]) in a row after which a
+    /// connection is closed.
+    pub max_refusals: u32,
 }
 
 /// The default of [`Limits::idle_timeout`].
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The default of [`Limits::reply_timeout`].
 pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default of [`Limits::handshake_timeout`].
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Default for Limits {
     /// 4 GiB per prepare and per connection, half of RAM in all, 64
-    /// connections, 64 ranges per connection, 60 s idle, 10 s per reply.
+    /// connections, 64 ranges per connection, 60 s idle, 10 s per reply,
+    /// 5 s to handshake; per uid 16 connections and a quarter of the
+    /// total bytes; 8 connections kept for administrators; 16 refusals in a
+    /// row close a connection.
     fn default() -> Self {
         let half_ram = crate::system::meminfo_kb("MemTotal:").map_or(8 << 30, |kb| kb * 1024 / 2);
         Limits {
@@ -89,6 +110,11 @@ impl Default for Limits {
             max_handles: 64,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            max_user_connections: 16,
+            max_user_bytes: half_ram / 4,
+            admin_connections: 8,
+            max_refusals: 16,
         }
     }
 }
@@ -222,12 +248,41 @@ struct Shared {
     /// Connection sockets by id, to wake their threads on shutdown.
     conns: Mutex<HashMap<u64, Arc<OwnedFd>>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Connections and prepared bytes per uid.
+    users: Mutex<HashMap<u32, Usage>>,
+    /// Refusal lines, rate limited per uid.
+    refusals: logbook::RateLimitedLog,
+    /// "connected" and "closed" lines, rate limited per uid, so a client
+    /// that connects and hangs up in a loop cannot flood the log either.
+    connection_lines: logbook::RateLimitedLog,
+}
+
+/// What one uid holds now.
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    connections: usize,
+    bytes: u64,
 }
 
 impl Shared {
     fn new(config: Config) -> Result<Arc<Shared>> {
+        let refusals = logbook::RateLimitedLog::new(
+            logbook::BURST,
+            logbook::PERIOD,
+            !config.quiet,
+            "refusals",
+        );
+        let connection_lines = logbook::RateLimitedLog::new(
+            logbook::BURST,
+            logbook::PERIOD,
+            !config.quiet,
+            "connection lines",
+        );
         Ok(Arc::new(Shared {
             config,
+            refusals,
+            connection_lines,
+            users: Mutex::default(),
             counters: Arc::default(),
             pagemap: Pagemap::open_self()?,
             page_size: crate::system::page_size().bytes(),
@@ -241,12 +296,59 @@ impl Shared {
         if self.config.quiet {
             return;
         }
-        eprintln!("unimem serve: {}", msg.as_ref());
+        log::info!(target: "unimem::service", "{}", msg.as_ref());
     }
 
     fn debug(&self, msg: impl AsRef<str>) {
-        if self.config.verbose {
-            self.log(msg);
+        if self.config.verbose && !self.config.quiet {
+            log::debug!(target: "unimem::service", "{}", msg.as_ref());
+        }
+    }
+
+    /// Counts a new connection of `uid`; refuses (false) when the uid holds
+    /// its limit already, unless `admin`.
+    fn user_connect(&self, uid: u32, admin: bool) -> bool {
+        let mut users = lock(&self.users);
+        let u = users.entry(uid).or_default();
+        if !admin && u.connections >= self.config.limits.max_user_connections {
+            if u.connections == 0 && u.bytes == 0 {
+                users.remove(&uid);
+            }
+            return false;
+        }
+        u.connections += 1;
+        true
+    }
+
+    /// Uncounts a connection of `uid` that held `bytes` still.
+    fn user_disconnect(&self, uid: u32, bytes: u64) {
+        let mut users = lock(&self.users);
+        if let Some(u) = users.get_mut(&uid) {
+            u.connections = u.connections.saturating_sub(1);
+            u.bytes = u.bytes.saturating_sub(bytes);
+            if u.connections == 0 && u.bytes == 0 {
+                users.remove(&uid);
+            }
+        }
+    }
+
+    /// Reserves `bytes` for `uid`; refuses with what the uid holds when
+    /// that would pass its limit, unless `admin`.
+    fn user_reserve(&self, uid: u32, admin: bool, bytes: u64) -> Result<(), u64> {
+        let mut users = lock(&self.users);
+        let u = users.entry(uid).or_default();
+        let total = u.bytes.saturating_add(bytes);
+        if !admin && total > self.config.limits.max_user_bytes {
+            return Err(u.bytes);
+        }
+        u.bytes = total;
+        Ok(())
+    }
+
+    /// Returns `bytes` reserved for `uid`.
+    fn user_release(&self, uid: u32, bytes: u64) {
+        if let Some(u) = lock(&self.users).get_mut(&uid) {
+            u.bytes = u.bytes.saturating_sub(bytes);
         }
     }
 }
@@ -298,11 +400,13 @@ impl Service {
         }
         std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(mode))
             .map_err(|e| Error::io(format!("cannot set the mode of '{}'", path.display()), e))?;
+        // Listen before the socket appears at its path, so a client that
+        // sees the path never finds nobody listening there.
+        net::listen(&listener, 128)
+            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot listen", e.into()))?;
         std::fs::rename(&staged, &path)
             .map_err(|e| Error::io(format!("cannot move the socket to '{}'", path.display()), e))?;
         drop(staging);
-        net::listen(&listener, 128)
-            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot listen", e.into()))?;
         shared.log(format!(
             "listening on {} (mode {mode:o}); admits {}",
             path.display(),
@@ -326,9 +430,24 @@ impl Service {
             .name("unimem-accept".into())
             .spawn(move || accept_loop(&shared, &listener))
             .map_err(|e| Error::io("cannot start the accept thread", e))?;
+        let shared = Arc::clone(&self.shared);
+        let flusher = std::thread::Builder::new()
+            .name("unimem-log".into())
+            .spawn(move || {
+                // Wakes often enough to stop promptly; writes the
+                // "suppressed" lines once each uid's period is over.
+                while !shared.stopping.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    shared.refusals.flush_due(false);
+                    shared.connection_lines.flush_due(false);
+                }
+            })
+            .map_err(|e| Error::io("cannot start the log thread", e))?;
+
         Ok(ServiceHandle {
             service: Some(self),
             accept: Some(accept),
+            flusher: Some(flusher),
         })
     }
 }
@@ -337,6 +456,7 @@ impl Service {
 pub struct ServiceHandle {
     service: Option<Service>,
     accept: Option<JoinHandle<()>>,
+    flusher: Option<JoinHandle<()>>,
 }
 
 impl ServiceHandle {
@@ -375,7 +495,12 @@ impl ServiceHandle {
         for t in threads {
             let _ = t.join();
         }
+        if let Some(t) = self.flusher.take() {
+            let _ = t.join();
+        }
         let _ = std::fs::remove_file(&shared.config.socket);
+        shared.refusals.flush_due(true);
+        shared.connection_lines.flush_due(true);
         shared.log("stopped");
     }
 }
@@ -480,7 +605,6 @@ fn prepare_dir(path: &Path, create: bool) -> Result<()> {
         )
     })?;
     let me = rustix::process::geteuid().as_raw();
-    let sticky = meta.mode() & 0o1000 != 0;
     if meta.uid() != 0 && meta.uid() != me {
         return Err(Error::new(
             ErrorKind::PermissionDenied,
@@ -492,12 +616,21 @@ fn prepare_dir(path: &Path, create: bool) -> Result<()> {
             ),
         ));
     }
-    if meta.mode() & 0o022 != 0 && !sticky {
+    // Sticky or not: in a directory others may write, another user can
+    // bind the socket's name while the service is stopped and pose as it.
+    if meta.mode() & 0o022 != 0 {
+        let sticky = if meta.mode() & 0o1000 != 0 {
+            " (sticky or not: another user could bind the socket's name while the service is \
+             stopped)"
+        } else {
+            ""
+        };
         return Err(Error::new(
             ErrorKind::PermissionDenied,
             format!(
                 "the socket's directory '{}' is writable by others, who could replace the \
-                 socket: use a directory only its owner can write (the default is /run/unimem)",
+                 socket{sticky}: use a directory only its owner can write (the default is \
+                 /run/unimem)",
                 dir.display()
             ),
         ));

@@ -18,6 +18,10 @@ use crate::error::{Error, ErrorKind, Result};
 pub struct Policy {
     pub allow_uids: Vec<u32>,
     pub allow_gids: Vec<u32>,
+    /// Members of these groups are administrators, like root: admitted,
+    /// free of the per-uid limits, and served from the connection slots
+    /// kept for administrators.
+    pub admin_gids: Vec<u32>,
 }
 
 /// The credentials of a connected client.
@@ -31,10 +35,18 @@ pub struct Peer {
 }
 
 impl Policy {
-    /// Whether `peer` may use the service.
-    pub fn admits(&self, peer: &Peer) -> bool {
+    /// Whether `peer` is an administrator: root, the service's own uid, or
+    /// a member of an `--admin-gid` group.
+    pub fn is_admin(&self, peer: &Peer) -> bool {
         peer.uid == 0
             || peer.uid == rustix::process::geteuid().as_raw()
+            || self.admin_gids.contains(&peer.gid)
+            || peer.groups.iter().any(|g| self.admin_gids.contains(g))
+    }
+
+    /// Whether `peer` may use the service.
+    pub fn admits(&self, peer: &Peer) -> bool {
+        self.is_admin(peer)
             || self.allow_uids.contains(&peer.uid)
             || self.allow_gids.contains(&peer.gid)
             || peer.groups.iter().any(|g| self.allow_gids.contains(g))
@@ -43,7 +55,13 @@ impl Policy {
     /// The socket file's mode and, if the policy names exactly one group,
     /// the group to own it.
     pub fn socket_mode(&self) -> (u32, Option<u32>) {
-        match (self.allow_uids.as_slice(), self.allow_gids.as_slice()) {
+        let mut gids = self.allow_gids.clone();
+        gids.extend(
+            self.admin_gids
+                .iter()
+                .filter(|g| !self.allow_gids.contains(g)),
+        );
+        match (self.allow_uids.as_slice(), gids.as_slice()) {
             ([], []) => (0o600, None),
             ([], [gid]) => (0o660, Some(*gid)),
             _ => (0o666, None),
@@ -53,6 +71,11 @@ impl Policy {
     /// One line for the log: who is admitted.
     pub fn describe(&self) -> String {
         let mut parts = vec!["root".to_string()];
+        parts.extend(
+            self.admin_gids
+                .iter()
+                .map(|g| format!("gid {g} (administrators)")),
+        );
         parts.extend(self.allow_uids.iter().map(|u| format!("uid {u}")));
         parts.extend(self.allow_gids.iter().map(|g| format!("gid {g}")));
         parts.join(", ")
@@ -121,6 +144,7 @@ mod tests {
         let p = Policy {
             allow_uids: vec![1000],
             allow_gids: vec![44],
+            admin_gids: vec![],
         };
         let peer = |uid, gid, groups: &[u32]| Peer {
             pid: 1,
@@ -141,11 +165,13 @@ mod tests {
         let g = Policy {
             allow_uids: vec![],
             allow_gids: vec![44],
+            admin_gids: vec![],
         };
         assert_eq!(g.socket_mode(), (0o660, Some(44)));
         let u = Policy {
             allow_uids: vec![1000],
             allow_gids: vec![],
+            admin_gids: vec![],
         };
         assert_eq!(u.socket_mode(), (0o666, None));
     }

@@ -1,15 +1,18 @@
 //! One prepared range on the service side: the client's fd checked, mapped
-//! by the service, populated, pinned, and its addresses read from the
-//! service's own pagemap after pinning.
+//! by the service, pinned, and its addresses read from the service's own
+//! pagemap after pinning.
 //!
 //! Nothing here trusts the client: the fd's kind (memfd/tmpfs or
-//! hugetlbfs), its access mode, and the range against the file's size are
-//! checked before anything is mapped, and the service never dereferences
-//! the mapping (checksums read it with `process_vm_readv`), so a client
-//! that truncates its file afterwards gets an error, not a dead service.
+//! hugetlbfs), its access mode, its seals, the range against the file's
+//! size and the range being backed by memory already are checked before
+//! anything is mapped ([`backing`]). Before every reply that describes the
+//! range, the pages are checked to still be the ones pinned, and the
+//! service never dereferences the mapping (checksums read it with
+//! `process_vm_readv`, after that check), so a client that changes its file
+//! afterwards gets an error, not a lie and not a dead service.
 
 use super::rule::Rule;
-use super::{sys, Counters, Refusal};
+use super::{backing, sys, Counters, Refusal};
 use crate::error::ErrorKind;
 use crate::mapping::{Advice, Mapping};
 use crate::pagemap::Pagemap;
@@ -23,7 +26,7 @@ use std::sync::Arc;
 use unimem_core::checksum::Checksum;
 use unimem_core::iokit::IoReturn;
 use unimem_core::wire::{SegmentBatch, SEGMENTS_PER_REPLY};
-use unimem_core::{AddressKind, Coverage, PaMap, PageSize};
+use unimem_core::{AddressKind, Coverage, PaMap, PageSize, VirtAddr};
 
 /// `statfs.f_type` of tmpfs, which memfds without `MFD_HUGETLB` live on.
 pub const TMPFS_MAGIC: u32 = 0x0102_1994;
@@ -39,6 +42,8 @@ pub struct CheckedFd {
     pub fd: OwnedFd,
     pub page_size: PageSize,
     pub file_size: u64,
+    /// The file is on hugetlbfs.
+    pub hugetlb: bool,
 }
 
 /// Checks that `fd` is a read-write regular file on tmpfs or hugetlbfs.
@@ -80,14 +85,17 @@ pub fn check_fd(fd: OwnedFd) -> Result<CheckedFd, Refusal> {
     if flags & OFlags::RWMODE != OFlags::RDWR {
         return Err(Refusal::rule(Rule::FdAccess, "fd is not open O_RDWR"));
     }
+    backing::check_seals(&fd, hugetlb)?;
     Ok(CheckedFd {
         fd,
         page_size,
         file_size: st.st_size.max(0) as u64,
+        hugetlb,
     })
 }
 
-/// Checks `[offset, offset + length)` against the page size and the file.
+/// Checks `[offset, offset + length)` against the page size and the file,
+/// and that every page of it is backed already.
 pub fn check_range(f: &CheckedFd, offset: u64, length: u64) -> Result<(), Refusal> {
     if length == 0 {
         return Err(Refusal::rule(Rule::Range, "length is 0"));
@@ -102,7 +110,9 @@ pub fn check_range(f: &CheckedFd, offset: u64, length: u64) -> Result<(), Refusa
         ));
     }
     match offset.checked_add(length) {
-        Some(end) if end <= f.file_size => Ok(()),
+        Some(end) if end <= f.file_size => {
+            backing::check_backed(&f.fd, f.hugetlb, offset, length, f.file_size)
+        }
         _ => Err(Refusal::rule(
             Rule::Range,
             format!(
@@ -124,8 +134,8 @@ pub struct PreparedRange {
 }
 
 impl PreparedRange {
-    /// Maps, populates and pins `[offset, offset + length)` of `f`, then
-    /// reads the addresses. `reserved` bytes were already reserved in
+    /// Maps and pins `[offset, offset + length)` of `f` (which
+    /// [`check_range`] found fully backed), then reads the addresses. `reserved` bytes were already reserved in
     /// `counters` and are returned when the range drops (or on failure).
     pub fn create(
         f: &CheckedFd,
@@ -149,11 +159,15 @@ impl PreparedRange {
         })?;
         range.counters.mappings.fetch_add(1, Ordering::SeqCst);
         let mapping = range.mapping.insert(mapping);
-        // Populate in the service's page tables: pagemap shows the caller's
-        // page tables, not the file. Read faults map pages in batches
-        // (fault-around) where write faults map one at a time, so this is
-        // 2-3x cheaper for 4 KiB pages; the pin that follows upgrades the
-        // entries for writing without faulting pages in again.
+        // A hole punched after check_range would be filled by the faults
+        // below, at the service's expense: the file's allocated bytes tell.
+        let allocated = backing::allocated_bytes(&f.fd)?;
+        // Map the file's pages in the service's page tables: pagemap shows
+        // the caller's page tables, not the file. Every page exists
+        // (check_range), so this allocates nothing. Read faults map pages in
+        // batches (fault-around) where write faults map one at a time, so
+        // this is 2-3x cheaper for 4 KiB pages; the pin that follows
+        // upgrades the entries for writing without faulting pages in again.
         mapping
             .advise(Advice::PopulateRead)
             .map_err(|e| Refusal::os("populate the mapping (MADV_POPULATE_READ)", e))?;
@@ -166,30 +180,49 @@ impl PreparedRange {
             .pinned_bytes
             .fetch_add(pin.bytes(), Ordering::SeqCst);
         range.pin = Some(pin);
-        // Addresses are read after pinning: the pin may migrate pages first.
-        let addr = mapping.addr();
-        let map = pagemap
-            .resolve(addr, length, f.page_size)
-            .map_err(|e| match e.kind() {
-                ErrorKind::PermissionDenied => Refusal {
-                    status: IoReturn::NOT_PRIVILEGED,
-                    detail: libc::EPERM as u32,
-                    log: format!(
-                        "the service cannot see PFNs (it needs CAP_SYS_ADMIN; run it as root): {e}"
-                    ),
-                },
-                _ => Refusal::from_errno(
-                    "read the service's pagemap",
-                    e.os_code().unwrap_or(libc::EIO),
-                    e.to_string(),
-                ),
-            })?;
-        if let Coverage::Gap { offset, reason, .. } = map.coverage() {
+        if backing::allocated_bytes(&f.fd)? > allocated {
             return Err(Refusal::rule(
-                Rule::NotPresent,
-                format!("page at offset {offset:#x} is {reason} after pinning"),
+                Rule::NotBacked,
+                "a hole appeared in the range while it was being prepared",
             ));
         }
+        // Addresses are read after pinning: the pin may migrate pages first.
+        // A pinned page shows as a swap (migration) entry for a moment while
+        // compaction tries and fails to move it: such a map is read again.
+        let addr = mapping.addr();
+        let mut retries = 0;
+        let map = loop {
+            let map = pagemap
+                .resolve(addr, length, f.page_size)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::PermissionDenied => Refusal {
+                        status: IoReturn::NOT_PRIVILEGED,
+                        detail: libc::EPERM as u32,
+                        log: format!(
+                            "the service cannot see PFNs (it needs CAP_SYS_ADMIN; run it as \
+                             root): {e}"
+                        ),
+                    },
+                    _ => Refusal::from_errno(
+                        "read the service's pagemap",
+                        e.os_code().unwrap_or(libc::EIO),
+                        e.to_string(),
+                    ),
+                })?;
+            match map.coverage() {
+                Coverage::Gap { reason, .. } if reason == "swapped" && retries < 200 => {
+                    retries += 1;
+                    std::thread::sleep(std::time::Duration::from_micros(500));
+                }
+                Coverage::Gap { offset, reason, .. } => {
+                    return Err(Refusal::rule(
+                        Rule::NotPresent,
+                        format!("page at offset {offset:#x} is {reason} after pinning"),
+                    ));
+                }
+                Coverage::Full => break map,
+            }
+        };
         range.map = map;
         Ok(range)
     }
@@ -241,9 +274,29 @@ impl PreparedRange {
         })
     }
 
+    /// Refuses with [`Rule::SurfaceChanged`] unless the pages covering
+    /// `[offset, offset + length)` of the range are still the frames pinned
+    /// at prepare ([`backing::verify_unchanged`]).
+    pub fn verify(&self, pagemap: &Pagemap, offset: u64, length: u64) -> Result<(), Refusal> {
+        let base = pagemap.base_page();
+        let start = base.round_down(offset);
+        let end = base
+            .round_up(offset.saturating_add(length))
+            .unwrap_or(u64::MAX)
+            .min(self.len());
+        if end <= start {
+            return Ok(());
+        }
+        let addr = self.mapping.as_ref().map_or(0, |m| m.addr().0);
+        backing::verify_unchanged(pagemap, &self.map, VirtAddr(addr), start, end - start)
+    }
+
     /// Checksum of `[offset, offset + length)` of the range, read through
-    /// the service's own mapping.
-    pub fn checksum(&self, offset: u64, length: u64) -> Result<u64, Refusal> {
+    /// the service's own mapping. Each chunk is read only after its pages
+    /// were found to be the pinned ones, so the read never faults a page
+    /// into the client's file, and the whole range is checked again after
+    /// the last read, so a change during the read is an error, not a sum.
+    pub fn checksum(&self, pagemap: &Pagemap, offset: u64, length: u64) -> Result<u64, Refusal> {
         let ok = length > 0
             && offset.is_multiple_of(8)
             && length.is_multiple_of(8)
@@ -262,6 +315,7 @@ impl PreparedRange {
         let mut done = 0u64;
         while done < length {
             let n = ((length - done) as usize).min(buf.len());
+            self.verify(pagemap, offset + done, n as u64)?;
             sys::read_own_memory(base + done, &mut buf[..n]).map_err(|e| {
                 Refusal::from_errno(
                     "read the prepared range (was the client's file truncated?)",
@@ -272,6 +326,7 @@ impl PreparedRange {
             sum.update(&buf[..n]);
             done += n as u64;
         }
+        self.verify(pagemap, offset, length)?;
         Ok(sum.value())
     }
 

@@ -71,9 +71,57 @@ rules! {
     IdleTimeout = 21, ABORTED,
         "the connection was closed after it sent nothing for --idle-timeout while holding \
          nothing prepared; connect again";
+    NotShrinkSealed = 22, NOT_PERMITTED,
+        "the memfd is not sealed against shrinking: create it with MFD_ALLOW_SEALING and seal it \
+         with fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK) before preparing";
+    NotBacked = 23, NOT_READY,
+        "part of the range has no memory yet (a hole): write or populate the surface first; \
+         the service never allocates a client's memory";
+    SurfaceChanged = 24, NOT_READY,
+        "the surface changed since prepare (its pages were truncated, punched out or replaced); \
+         prepare it again";
+    WriteSealed = 25, NOT_PERMITTED,
+        "the surface is sealed against writing (F_SEAL_WRITE or F_SEAL_FUTURE_WRITE); the \
+         service resolves only surfaces a device may write";
+    UserConnections = 26, NO_RESOURCES,
+        "this user has reached the service's limit of connections per user \
+         (--max-user-connections)";
+    UserBytes = 27, NO_RESOURCES,
+        "the range would exceed the service's limit of prepared bytes per user \
+         (--max-user-bytes)";
+    HandshakeTimeout = 28, ABORTED,
+        "the connection was closed because it did not complete the handshake within \
+         --handshake-timeout; connect again";
+    TooManyRefusals = 29, ABORTED,
+        "the connection was closed after too many bad requests in a row (--max-refusals); fix \
+         the client and connect again";
 }
 
 impl Rule {
+    /// Whether a request refused by this rule is a bad frame: malformed,
+    /// out of protocol, or naming what the connection does not hold. Only
+    /// those count towards closing a connection (`--max-refusals`); a
+    /// well-formed request refused for a limit or for the state of the
+    /// surface may be retried.
+    pub fn is_bad_frame(self) -> bool {
+        matches!(
+            self,
+            Rule::Oversized
+                | Rule::Malformed
+                | Rule::HandshakeFirst
+                | Rule::ExtraFds
+                | Rule::MissingFd
+                | Rule::ClientVa
+                | Rule::UnknownHandle
+                | Rule::Continuation
+                | Rule::ChecksumRange
+                | Rule::Alignment
+                | Rule::Range
+                | Rule::FdKind
+                | Rule::FdAccess
+        )
+    }
+
     /// The `detail` an error reply carries for this rule.
     pub fn detail(self) -> u32 {
         RULE_BASE + self as u32

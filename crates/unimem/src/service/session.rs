@@ -33,8 +33,11 @@ impl Session {
         config.quiet = true;
         let shared = Shared::new(config)?;
         shared.counters.connections.fetch_add(1, Ordering::SeqCst);
+        // An ordinary user, so the per-uid limits apply.
+        let uid = 1000;
+        shared.user_connect(uid, false);
         Ok(Session {
-            conn: Conn::new(shared, 0, "session".into()),
+            conn: Conn::new(shared, 0, "session".into(), uid, false),
             buf: Box::new([0; MAX_MESSAGE + 1]),
         })
     }
@@ -92,6 +95,13 @@ impl Session {
         if s.pinned_bytes != sum || c.bytes != sum || reserved != sum {
             return fail("pinned, reserved or connection bytes disagree with the handles");
         }
+        let user = super::lock(&c.shared.users).get(&c.uid).copied();
+        if user.map(|u| (u.connections, u.bytes)) != Some((1, sum)) {
+            return fail("the uid's connections or bytes disagree with the handles");
+        }
+        if sum > limits.max_user_bytes {
+            return fail("the per-user limit of bytes does not hold");
+        }
         if s.preparing != 0 || s.checksumming != 0 || s.connections != 1 {
             return fail("a request is still counted as in progress");
         }
@@ -125,9 +135,14 @@ mod tests {
     use crate::service::rule::Rule;
     use unimem_core::wire::{Header, Reply, Request, VERSION};
 
+    /// A sealed memfd with every page written, as the service takes it.
     fn memfd(len: u64) -> OwnedFd {
-        let fd = rustix::fs::memfd_create("session-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
+        let fd = rustix::fs::memfd_create("session-test", flags).unwrap();
         rustix::fs::ftruncate(&fd, len).unwrap();
+        rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK).unwrap();
+        let m = crate::mapping::Mapping::shared(&fd, 0, len as usize).unwrap();
+        m.advise(crate::mapping::Advice::PopulateWrite).unwrap();
         fd
     }
 

@@ -99,3 +99,18 @@ pub fn read_own_memory(addr: u64, out: &mut [u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Whether the page at `addr` of a file mapping of this process is in the
+/// file's page cache (`mincore`), whether or not this process maps it now.
+/// Asks without faulting anything in.
+pub fn page_resident(addr: u64, page: usize) -> io::Result<bool> {
+    let mut vec = [0u8; 1];
+    // SAFETY: `addr` is page aligned (callers pass page starts of their own
+    // mapping) and `vec` has room for the one page asked about; mincore only
+    // reads the page tables and the page cache, and writes `vec`.
+    let rc = unsafe { libc::mincore(addr as usize as *mut libc::c_void, page, vec.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(vec[0] & 1 != 0)
+}

@@ -1,5 +1,6 @@
 //! The Linux surface: a memfd of any size, rounded up to its page size,
-//! mapped shared and populated. Backings: plain shmem (base pages), hugetlb
+//! sealed against shrinking (`F_SEAL_SHRINK`), mapped shared and populated
+//! before anything resolves it. Backings: plain shmem (base pages), hugetlb
 //! (`MFD_HUGETLB`, from the reserved pool) and shmem THP (collapsed with
 //! `MADV_COLLAPSE`, which works whatever `shmem_enabled` says).
 
@@ -105,6 +106,15 @@ impl Surface {
             Error::with_source(
                 ErrorKind::Resources,
                 format!("cannot size the memfd to {len} bytes"),
+                e.into(),
+            )
+        })?;
+        // A resolver pins the pages for as long as a device may use them;
+        // sealed against shrinking, the file cannot lose them under it.
+        rfs::fcntl_add_seals(&fd, rfs::SealFlags::SHRINK).map_err(|e| {
+            Error::with_source(
+                ErrorKind::Unsupported,
+                "cannot seal the memfd against shrinking (F_SEAL_SHRINK)",
                 e.into(),
             )
         })?;

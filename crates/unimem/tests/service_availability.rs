@@ -1,0 +1,302 @@
+//! No admitted user can lock others out: per-uid caps on connections and
+//! prepared bytes, connection slots kept for administrators, a handshake
+//! deadline, and refused frames that neither count as activity nor keep a
+//! connection forever.
+#![cfg(target_os = "linux")]
+
+mod service_common;
+
+use service_common::*;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use unimem::core::wire::{Header, Request, MAX_MESSAGE, VERSION};
+use unimem::probe::probe;
+use unimem::resolve::service::ServiceResolver;
+use unimem::service::rule::Rule;
+use unimem::service::{frame, Limits, Policy};
+use unimem::surface::Backing;
+
+const MIB: u64 = 1 << 20;
+const USER_A: u32 = 65534;
+const USER_B: u32 = 65533;
+
+const HANDSHAKE: Request = Request::Handshake {
+    min_version: VERSION,
+    max_version: VERSION,
+};
+
+/// What the service answered: "OK", the refusing rule's name, or "CLOSED".
+fn answer(sock: &OwnedFd, req: &Request, fd: Option<std::os::fd::BorrowedFd<'_>>) -> String {
+    let fds: Vec<_> = fd.into_iter().collect();
+    let _ = frame::send(sock.as_fd(), &req.encode(), &fds);
+    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
+    // A connection refused at admission is closed with our request unread:
+    // ECONNRESET comes first, then the refusal the service queued.
+    let got = match frame::recv(sock.as_fd(), &mut buf) {
+        Err(rustix::io::Errno::CONNRESET) => frame::recv(sock.as_fd(), &mut buf),
+        other => other,
+    };
+    let Ok(Some(f)) = got else {
+        return "CLOSED".into();
+    };
+    let h = Header::parse(&buf[..f.len]).unwrap();
+    if h.status().is_success() {
+        "OK".into()
+    } else {
+        format!("{:?}", Rule::from_detail(h.detail.get()).expect("a rule"))
+    }
+}
+
+fn connect(socket: &std::path::Path) -> OwnedFd {
+    raw_connect(socket)
+}
+
+/// Child: opens `UNIMEM_TEST_CONNS` connections, prepares
+/// `UNIMEM_TEST_PAGES` pages on the first, then tries one page more on the
+/// last and one connection more, says what each got, and holds it all
+/// until the parent says done.
+#[test]
+#[ignore = "helper: run as a child process by other tests"]
+fn child_hold() {
+    if !is_child("child_hold") {
+        return;
+    }
+    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
+    let n: usize = std::env::var("UNIMEM_TEST_CONNS").unwrap().parse().unwrap();
+    let pages: u64 = std::env::var("UNIMEM_TEST_PAGES").unwrap().parse().unwrap();
+    let ps = rustix::param::page_size() as u64;
+    let mut conns = Vec::new();
+    for i in 0..n {
+        let s = connect(&socket);
+        say(format!("CONN {i} {}", answer(&s, &HANDSHAKE, None)));
+        conns.push(s);
+    }
+    let fd = memfd((pages + 1) * ps);
+    let prepare = |len| Request::Prepare {
+        offset: 0,
+        length: len,
+        client_va: 0,
+        surface_id: 0,
+    };
+    say(format!(
+        "PREPARE {}",
+        answer(&conns[0], &prepare(pages * ps), Some(fd.as_fd()))
+    ));
+    say(format!(
+        "EXTRA_PREPARE {}",
+        answer(conns.last().unwrap(), &prepare(ps), Some(fd.as_fd()))
+    ));
+    let extra = connect(&socket);
+    say(format!("EXTRA_CONN {}", answer(&extra, &HANDSHAKE, None)));
+    say("HOLDING");
+    wait_for_parent();
+    drop(conns);
+}
+
+fn until_holding(c: &mut ChildClient) -> Vec<String> {
+    let mut v = Vec::new();
+    while let Some(l) = c.line() {
+        if l == "HOLDING" {
+            return v;
+        }
+        v.push(l);
+    }
+    panic!("the child ended before holding: {v:?}");
+}
+
+/// Root probes through the service; returns how long it took.
+fn root_probe(socket: &std::path::Path, salt: u64) -> Duration {
+    let t = Instant::now();
+    let mut r = ServiceResolver::connect(socket).expect("root is served");
+    let out = probe(4 * MIB, Backing::Memfd, salt, &mut r, |_| {}).expect("root's probe");
+    assert!(out.verified());
+    drop(out);
+    drop(r);
+    t.elapsed()
+}
+
+#[test]
+fn one_user_at_its_limits_leaves_root_and_another_user_served() {
+    let ps = rustix::param::page_size() as u64;
+    let limits = Limits {
+        max_connections: 10,
+        admin_connections: 2,
+        max_user_connections: 5,
+        max_user_bytes: 8 * ps,
+        ..Limits::default()
+    };
+    let svc = start(
+        Policy {
+            allow_uids: vec![USER_A, USER_B],
+            ..Policy::default()
+        },
+        limits,
+    );
+    let base = Baseline::now();
+    let env = |conns: usize, pages: u64| {
+        vec![
+            socket_env(&svc.socket),
+            ("UNIMEM_TEST_CONNS", conns.to_string()),
+            ("UNIMEM_TEST_PAGES", pages.to_string()),
+        ]
+    };
+
+    // User A takes every connection and every byte it may.
+    let mut a = ChildClient::spawn("child_hold", Some(USER_A), &env(5, 8));
+    let got = until_holding(&mut a);
+    let want: Vec<String> = (0..5)
+        .map(|i| format!("CONN {i} OK"))
+        .chain([
+            "PREPARE OK".into(),
+            "EXTRA_PREPARE UserBytes".into(),
+            "EXTRA_CONN UserConnections".into(),
+        ])
+        .collect();
+    assert_eq!(got, want);
+    assert!(wait_until(5, || svc.handle.stats().connections == 5));
+    let st = svc.handle.stats();
+    assert_eq!(st.pinned_bytes, 8 * ps, "{st:?}");
+
+    // Root and user B are still served.
+    let root_a = root_probe(&svc.socket, 1);
+    assert!(wait_until(5, || svc.handle.stats().connections == 5));
+    let mut b = ChildClient::spawn("child_hold", Some(USER_B), &env(3, 1));
+    let got = until_holding(&mut b);
+    // B's fourth connection would take a slot kept for administrators.
+    let want: Vec<String> = (0..3)
+        .map(|i| format!("CONN {i} OK"))
+        .chain([
+            "PREPARE OK".into(),
+            "EXTRA_PREPARE OK".into(),
+            "EXTRA_CONN Connections".into(),
+        ])
+        .collect();
+    assert_eq!(got, want);
+    assert!(wait_until(5, || svc.handle.stats().connections == 8));
+
+    // Every slot ordinary users may take is taken: root is still served.
+    let root_full = root_probe(&svc.socket, 2);
+    eprintln!(
+        "root's 4 MiB probe: {:.1} ms while user {USER_A} held its maximum, {:.1} ms while \
+         every ordinary slot was taken",
+        root_a.as_secs_f64() * 1e3,
+        root_full.as_secs_f64() * 1e3
+    );
+    assert!(a.finish().success());
+    assert!(b.finish().success());
+    assert_nothing_held(&svc.handle, base, "after the users left");
+}
+
+/// Reads replies until the connection ends; returns the last rule seen.
+fn last_rule_before_close(sock: &OwnedFd, within: Duration) -> Option<Rule> {
+    rustix::net::sockopt::set_socket_timeout(
+        sock,
+        rustix::net::sockopt::Timeout::Recv,
+        Some(within),
+    )
+    .unwrap();
+    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
+    let mut last = None;
+    loop {
+        match frame::recv(sock.as_fd(), &mut buf) {
+            Ok(Some(f)) => {
+                let h = Header::parse(&buf[..f.len]).unwrap();
+                last = Rule::from_detail(h.detail.get());
+            }
+            Ok(None) | Err(rustix::io::Errno::CONNRESET) => return last,
+            Err(e) => panic!("the connection was not closed within {within:?} ({e})"),
+        }
+    }
+}
+
+/// Sends a junk frame every 100 ms on `sock` until the service closes it
+/// (or 20 s pass); returns when it was closed.
+fn junk_until_closed(sock: &OwnedFd) -> Duration {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        if frame::send(sock.as_fd(), b"junk", &[]).is_err() {
+            return t.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("a connection sending only junk was kept for 20 s");
+}
+
+#[test]
+fn junk_frames_neither_pass_the_handshake_deadline_nor_keep_a_connection_alive() {
+    let limits = Limits {
+        handshake_timeout: Duration::from_secs(1),
+        idle_timeout: Some(Duration::from_secs(3)),
+        max_refusals: 1000,
+        ..Limits::default()
+    };
+    let svc = start(Policy::default(), limits);
+    let base = Baseline::now();
+
+    // Never handshakes, sends junk: closed at the deadline.
+    let s = connect(&svc.socket);
+    junk_until_closed(&s);
+    assert_eq!(
+        last_rule_before_close(&s, Duration::from_secs(5)),
+        Some(Rule::HandshakeTimeout)
+    );
+
+    drop(s);
+    // Handshakes, then only junk: refusals are not activity.
+    let s = connect(&svc.socket);
+    assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
+    junk_until_closed(&s);
+    assert_eq!(
+        last_rule_before_close(&s, Duration::from_secs(5)),
+        Some(Rule::IdleTimeout)
+    );
+
+    drop(s);
+    // Says nothing at all: closed at the handshake deadline too.
+    let s = connect(&svc.socket);
+    assert_eq!(
+        last_rule_before_close(&s, Duration::from_secs(10)),
+        Some(Rule::HandshakeTimeout)
+    );
+    drop(s);
+    assert_nothing_held(&svc.handle, base, "after the junk senders");
+}
+
+#[test]
+fn a_connection_that_keeps_sending_bad_frames_is_closed() {
+    let limits = Limits {
+        max_refusals: 4,
+        ..Limits::default()
+    };
+    let svc = start(Policy::default(), limits);
+    let s = connect(&svc.socket);
+    assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
+    // A good request between refusals resets the count.
+    for _ in 0..3 {
+        assert_eq!(
+            answer(&s, &Request::Complete { handle: 9 }, None),
+            "UnknownHandle"
+        );
+    }
+    assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
+    for _ in 0..3 {
+        assert_eq!(
+            answer(&s, &Request::Complete { handle: 9 }, None),
+            "UnknownHandle"
+        );
+    }
+    // The fourth in a row: answered, then the connection is closed.
+    assert_eq!(
+        answer(&s, &Request::Complete { handle: 9 }, None),
+        "UnknownHandle"
+    );
+    assert_eq!(
+        last_rule_before_close(&s, Duration::from_secs(5)),
+        Some(Rule::TooManyRefusals)
+    );
+    assert!(wait_until(5, || svc.handle.stats().connections == 0));
+    // Other connections are unaffected.
+    let s = connect(&svc.socket);
+    assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
+}
