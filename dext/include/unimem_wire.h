@@ -104,6 +104,42 @@ extern "C" {
 #define UNIMEM_IO_RETURN_ABORTED UINT32_C(0xE00002EB)
 #define UNIMEM_IO_RETURN_NOT_FOUND UINT32_C(0xE00002F0)
 
+/* ---- Refusal rules -------------------------------------------------------- */
+
+/* An error reply's `detail`: below 4096 an errno; at or above
+ * UNIMEM_RULE_BASE, UNIMEM_RULE_BASE plus the number of the resolver's rule
+ * that refused (crates/core/src/wire/refusal.rs says what each means). */
+#define UNIMEM_RULE_BASE UINT32_C(0x10000)
+#define UNIMEM_RULE_POLICY 1u
+#define UNIMEM_RULE_CONNECTIONS 2u
+#define UNIMEM_RULE_PREPARE_BYTES 3u
+#define UNIMEM_RULE_CONNECTION_BYTES 4u
+#define UNIMEM_RULE_TOTAL_BYTES 5u
+#define UNIMEM_RULE_HANDLES 6u
+#define UNIMEM_RULE_FD_KIND 7u
+#define UNIMEM_RULE_MISSING_FD 8u
+#define UNIMEM_RULE_EXTRA_FDS 9u
+#define UNIMEM_RULE_RANGE 10u
+#define UNIMEM_RULE_ALIGNMENT 11u
+#define UNIMEM_RULE_UNKNOWN_HANDLE 12u
+#define UNIMEM_RULE_CONTINUATION 13u
+#define UNIMEM_RULE_OVERSIZED 14u
+#define UNIMEM_RULE_MALFORMED 15u
+#define UNIMEM_RULE_HANDSHAKE_FIRST 16u
+#define UNIMEM_RULE_CHECKSUM_RANGE 17u
+#define UNIMEM_RULE_FD_ACCESS 18u
+#define UNIMEM_RULE_CLIENT_VA 19u
+#define UNIMEM_RULE_NOT_PRESENT 20u
+#define UNIMEM_RULE_IDLE_TIMEOUT 21u
+#define UNIMEM_RULE_NOT_SHRINK_SEALED 22u
+#define UNIMEM_RULE_NOT_BACKED 23u
+#define UNIMEM_RULE_SURFACE_CHANGED 24u
+#define UNIMEM_RULE_WRITE_SEALED 25u
+#define UNIMEM_RULE_USER_CONNECTIONS 26u
+#define UNIMEM_RULE_USER_BYTES 27u
+#define UNIMEM_RULE_HANDSHAKE_TIMEOUT 28u
+#define UNIMEM_RULE_TOO_MANY_REFUSALS 29u
+
 /* ---- Messages ------------------------------------------------------------ */
 
 /* Starts every message. 16 bytes. */

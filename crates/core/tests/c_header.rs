@@ -166,7 +166,29 @@ fn rust_constants() -> Vec<(String, u64)> {
         codes >= 20,
         "expected the IOReturn table, found {codes} names"
     );
+    // Every refusal rule, so a rule added on the Rust side must also be
+    // added to the header with the same number.
+    c.push(("UNIMEM_RULE_BASE".into(), wire::RULE_BASE.into()));
+    for &rule in wire::Rule::ALL {
+        c.push((
+            format!("UNIMEM_RULE_{}", screaming(rule.name())),
+            (rule.detail() - wire::RULE_BASE).into(),
+        ));
+    }
+    assert!(wire::Rule::ALL.len() >= 29, "expected every refusal rule");
     c
+}
+
+/// `NotShrinkSealed` → `NOT_SHRINK_SEALED`.
+fn screaming(camel: &str) -> String {
+    let mut out = String::new();
+    for (i, ch) in camel.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
 }
 
 fn expected_lines() -> Vec<String> {

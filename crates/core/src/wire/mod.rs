@@ -25,10 +25,12 @@
 //! `uint64_t` fields, has identical offsets.
 
 mod layout;
+pub mod refusal;
 mod reply;
 mod request;
 
 pub use layout::*;
+pub use refusal::{Rule, RULE_BASE};
 pub use reply::{Reply, SegmentBatch, ServerInfo};
 pub use request::Request;
 

@@ -23,7 +23,8 @@ pub mod frame;
 pub mod logbook;
 pub mod policy;
 mod prepared;
-pub mod rule;
+/// The refusal rules, part of the wire contract (`unimem_core::wire::refusal`).
+pub use unimem_core::wire::refusal as rule;
 #[doc(hidden)]
 pub mod session;
 pub(crate) mod sys;

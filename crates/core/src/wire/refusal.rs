@@ -1,12 +1,14 @@
-//! Which rule refused a request, carried in an error reply's `detail`.
+//! Which rule refused a request, carried in an error reply's `detail`: part
+//! of the wire contract, mirrored as `UNIMEM_RULE_*` in the C header.
 //!
 //! An error reply is a bare header: an `IOReturn` status and a 32-bit
 //! `detail`. For a failure of the OS, `detail` is its errno (always below
-//! 4096). For a refusal by one of the service's own rules, `detail` is
+//! 4096). For a refusal by one of the resolver's own rules, `detail` is
 //! [`RULE_BASE`] plus the rule's number, so the client can say which rule
-//! refused without a free-text field in the wire format.
+//! refused without a free-text field in the wire format. Numbers are never
+//! reused: a new rule takes the next one.
 
-use unimem_core::iokit::IoReturn;
+use crate::iokit::IoReturn;
 
 /// `detail` values at or above this name a [`Rule`]; below it, an errno.
 pub const RULE_BASE: u32 = 0x1_0000;
@@ -15,9 +17,18 @@ macro_rules! rules {
     ($($name:ident = $n:literal, $status:ident, $text:literal;)*) => {
         /// A rule of the service that can refuse a request.
         #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+        #[allow(missing_docs)] // each rule is described by `describe`
         pub enum Rule { $($name = $n,)* }
 
         impl Rule {
+            /// Every rule, in number order.
+            pub const ALL: &'static [Rule] = &[$(Rule::$name,)*];
+
+            /// The rule's name as in the source (`NotShrinkSealed`).
+            pub fn name(self) -> &'static str {
+                match self { $(Rule::$name => stringify!($name),)* }
+            }
+
             /// The rule named by an error reply's `detail`, if it names one.
             pub fn from_detail(detail: u32) -> Option<Rule> {
                 match detail.checked_sub(RULE_BASE)? {
@@ -134,7 +145,7 @@ mod tests {
 
     #[test]
     fn details_round_trip_and_never_look_like_errnos() {
-        for r in [Rule::Policy, Rule::FdKind, Rule::NotPresent] {
+        for &r in Rule::ALL {
             assert!(r.detail() > 4095);
             assert_eq!(Rule::from_detail(r.detail()), Some(r));
         }
