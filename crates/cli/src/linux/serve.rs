@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use unimem::service::{self, Config, Limits, Policy, Service, Termination};
+use unimem::service::{self, Config, Limits, Policy, Service};
 use unimem::{Error, ErrorKind};
 use unimem_core::size::{human, ByteSize};
 
@@ -238,6 +238,29 @@ fn ensure_fd_limit(limits: &Limits) -> Result<(), Error> {
         ));
     }
     Ok(())
+}
+
+/// SIGTERM and SIGINT, caught instead of ending the process, so the
+/// service can shut down cleanly (unpin, remove its socket).
+pub struct Termination(signal_hook::iterator::Signals);
+
+impl Termination {
+    /// Installs the handlers. Do this before binding, so a signal that
+    /// arrives during start-up is not lost.
+    pub fn install() -> Result<Termination, Error> {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+            .map(Termination)
+            .map_err(|e| Error::io("cannot install the SIGTERM/SIGINT handlers", e))
+    }
+
+    /// Blocks until one of the signals arrives; returns its number.
+    pub fn wait(&mut self) -> i32 {
+        self.0
+            .forever()
+            .next()
+            .unwrap_or(signal_hook::consts::SIGTERM)
+    }
 }
 
 #[cfg(test)]

@@ -18,19 +18,29 @@
 //! [`ServiceHandle::stats`] tells connections, pinned bytes and mappings.
 
 mod backing;
+mod config;
 mod conn;
 pub mod frame;
 pub mod logbook;
 pub mod policy;
 mod prepared;
+mod socket_dir;
+use socket_dir::{prepare_dir, remove_stale, Staging};
+mod stats;
 /// The refusal rules, part of the wire contract (`unimem_core::wire::refusal`).
 pub use unimem_core::wire::refusal as rule;
 #[doc(hidden)]
 pub mod session;
 pub(crate) mod sys;
 
+pub use config::{
+    Config, Limits, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_REPLY_TIMEOUT,
+    DEFAULT_SOCKET,
+};
 pub use policy::{lookup_group, lookup_user, Peer, Policy};
 pub use prepared::{HUGETLBFS_MAGIC, TMPFS_MAGIC};
+pub(crate) use stats::Counters;
+pub use stats::Stats;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::pagemap::Pagemap;
@@ -39,174 +49,13 @@ use rustix::io::Errno;
 use rustix::net::{self, SocketFlags};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 use unimem_core::iokit::IoReturn;
-
-/// Where the service listens unless told otherwise.
-pub const DEFAULT_SOCKET: &str = "/run/unimem/unimem.sock";
-
-/// What the service refuses beyond the policy. Every limit is named in the
-/// refusal it causes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Largest length one prepare may ask for.
-    pub max_prepare_bytes: u64,
-    /// Prepared (pinned) bytes one connection may hold at once.
-    pub max_connection_bytes: u64,
-    /// Prepared bytes all connections together may hold.
-    pub max_total_bytes: u64,
-    /// Connections served at once; more are refused.
-    pub max_connections: usize,
-    /// Prepared ranges one connection may hold at once.
-    pub max_handles: usize,
-    /// A connection that holds nothing prepared and sends nothing for this
-    /// long is closed, so it does not keep a connection slot forever. A
-    /// connection holding prepared ranges is never timed out: a device may
-    /// be using its addresses. `None`: no timeout.
-    pub idle_timeout: Option<Duration>,
-    /// A client that does not take a reply within this long is dropped, so
-    /// it cannot hold a thread forever by never reading.
-    pub reply_timeout: Duration,
-    /// A connection that has not completed the handshake this long after
-    /// it was accepted is closed, whatever it sends meanwhile.
-    pub handshake_timeout: Duration,
-    /// Connections one uid may hold at once (administrators excepted).
-    pub max_user_connections: usize,
-    /// Prepared bytes one uid may hold over all its connections
-    /// (administrators excepted).
-    pub max_user_bytes: u64,
-    /// Connection slots of [`Limits::max_connections`] only administrators
-    /// (root, the service's uid, `--admin-gid`) may take.
-    pub admin_connections: usize,
-    /// Bad frames ([`rule::Rule::is_bad_frame`]) in a row after which a
-    /// connection is closed.
-    pub max_refusals: u32,
-}
-
-/// The default of [`Limits::idle_timeout`].
-pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// The default of [`Limits::reply_timeout`].
-pub const DEFAULT_REPLY_TIMEOUT: Duration = Duration::from_secs(10);
-/// The default of [`Limits::handshake_timeout`].
-pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl Default for Limits {
-    /// 4 GiB per prepare and per connection, half of RAM in all, 64
-    /// connections, 64 ranges per connection, 60 s idle, 10 s per reply,
-    /// 5 s to handshake; per uid 16 connections and a quarter of the
-    /// total bytes; 8 connections kept for administrators; 16 refusals in a
-    /// row close a connection.
-    fn default() -> Self {
-        let half_ram = crate::system::meminfo_kb("MemTotal:").map_or(8 << 30, |kb| kb * 1024 / 2);
-        Limits {
-            max_prepare_bytes: 4 << 30,
-            max_connection_bytes: 4 << 30,
-            max_total_bytes: half_ram,
-            max_connections: 64,
-            max_handles: 64,
-            idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
-            reply_timeout: DEFAULT_REPLY_TIMEOUT,
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            max_user_connections: 16,
-            max_user_bytes: half_ram / 4,
-            admin_connections: 8,
-            max_refusals: 16,
-        }
-    }
-}
-
-/// Everything `unimem serve` is told.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub socket: PathBuf,
-    pub policy: Policy,
-    pub limits: Limits,
-    /// Log one line per request, not just per connection and refusal.
-    pub verbose: bool,
-    /// Create the socket's directory (mode 0755) if it is missing.
-    pub create_dir: bool,
-    /// Log nothing at all (for in-process harnesses that send millions of
-    /// bad frames on purpose).
-    pub quiet: bool,
-}
-
-impl Config {
-    pub fn new(socket: impl Into<PathBuf>) -> Self {
-        Config {
-            socket: socket.into(),
-            policy: Policy::default(),
-            limits: Limits::default(),
-            verbose: false,
-            create_dir: true,
-            quiet: false,
-        }
-    }
-}
-
-/// A snapshot of what the service holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Connections being served now.
-    pub connections: u64,
-    /// Bytes pinned now.
-    pub pinned_bytes: u64,
-    /// Client memory mappings held now.
-    pub mappings: u64,
-    /// Prepared handles open now.
-    pub handles: u64,
-    /// Prepare requests being worked on now.
-    pub preparing: u64,
-    /// Checksum requests being worked on now.
-    pub checksumming: u64,
-    /// Connections accepted since start (admitted or not).
-    pub accepted: u64,
-    /// Connections and requests refused since start.
-    pub refused: u64,
-}
-
-/// Shared counters, updated by the connection threads.
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    connections: AtomicU64,
-    pinned_bytes: AtomicU64,
-    mappings: AtomicU64,
-    handles: AtomicU64,
-    preparing: AtomicU64,
-    checksumming: AtomicU64,
-    accepted: AtomicU64,
-    refused: AtomicU64,
-    reserved_bytes: AtomicU64,
-}
-
-impl Counters {
-    fn snapshot(&self) -> Stats {
-        let l = |a: &AtomicU64| a.load(Ordering::SeqCst);
-        Stats {
-            connections: l(&self.connections),
-            pinned_bytes: l(&self.pinned_bytes),
-            mappings: l(&self.mappings),
-            handles: l(&self.handles),
-            preparing: l(&self.preparing),
-            checksumming: l(&self.checksumming),
-            accepted: l(&self.accepted),
-            refused: l(&self.refused),
-        }
-    }
-
-    /// Reserves `bytes` against `limit` for all connections.
-    fn reserve(&self, bytes: u64, limit: u64) -> bool {
-        self.reserved_bytes
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| {
-                r.checked_add(bytes).filter(|&t| t <= limit)
-            })
-            .is_ok()
-    }
-}
 
 /// Why a request was refused: the reply's status and detail, and a line
 /// for the log.
@@ -541,170 +390,6 @@ fn accept_loop(shared: &Arc<Shared>, listener: &Arc<OwnedFd>) {
         next_id += 1;
         lock(&shared.threads).retain(|t| !t.is_finished());
         conn::admit(shared, id, conn);
-    }
-}
-
-/// A private directory beside the socket's path where the socket is bound
-/// before it is renamed into place; removed on drop, with whatever is left
-/// in it.
-struct Staging(PathBuf);
-
-impl Staging {
-    fn create(socket: &Path) -> Result<Staging> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = match socket.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        // Short, so the staged path fits a Unix socket address wherever
-        // the final one does (give or take a few bytes).
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let staging = dir.join(format!(".ub{}.{n}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&staging)
-            .map_err(|e| Error::io(format!("cannot create '{}'", staging.display()), e))?;
-        Ok(Staging(staging))
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.0.join("s")
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.socket());
-        let _ = std::fs::remove_dir(&self.0);
-    }
-}
-
-/// Checks the socket's directory: created 0755 if missing (when allowed),
-/// otherwise it must not be writable by anyone but its owner, who must be
-/// root or this process's user, so nobody else can swap the socket.
-fn prepare_dir(path: &Path, create: bool) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.exists() && create {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(dir)
-            .map_err(|e| {
-                Error::io(
-                    format!("cannot create the directory '{}'", dir.display()),
-                    e,
-                )
-            })?;
-    }
-    let meta = std::fs::metadata(dir).map_err(|e| {
-        Error::io(
-            format!("the socket's directory '{}' is not usable", dir.display()),
-            e,
-        )
-    })?;
-    let me = rustix::process::geteuid().as_raw();
-    if meta.uid() != 0 && meta.uid() != me {
-        return Err(Error::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "the socket's directory '{}' belongs to uid {}: use a directory owned by root \
-                 (the default is /run/unimem)",
-                dir.display(),
-                meta.uid()
-            ),
-        ));
-    }
-    // Sticky or not: in a directory others may write, another user can
-    // bind the socket's name while the service is stopped and pose as it.
-    if meta.mode() & 0o022 != 0 {
-        let sticky = if meta.mode() & 0o1000 != 0 {
-            " (sticky or not: another user could bind the socket's name while the service is \
-             stopped)"
-        } else {
-            ""
-        };
-        return Err(Error::new(
-            ErrorKind::PermissionDenied,
-            format!(
-                "the socket's directory '{}' is writable by others, who could replace the \
-                 socket{sticky}: use a directory only its owner can write (the default is \
-                 /run/unimem)",
-                dir.display()
-            ),
-        ));
-    }
-    Ok(())
-}
-
-use std::os::unix::fs::DirBuilderExt;
-
-/// Removes a socket file nobody listens on; refuses if a service answers.
-fn remove_stale(path: &Path) -> Result<()> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return Ok(());
-    };
-    if !std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) {
-        return Err(Error::new(
-            ErrorKind::InvalidRequest,
-            format!(
-                "'{}' exists and is not a socket; remove it or choose another --socket",
-                path.display()
-            ),
-        ));
-    }
-    let probe = frame::socket()?;
-    let addr = frame::address(path)?;
-    match net::connect(&probe, &addr) {
-        Ok(()) => Err(Error::new(
-            ErrorKind::InvalidRequest,
-            format!(
-                "a service is already listening on '{}'; stop it first or choose another --socket",
-                path.display()
-            ),
-        )),
-        // Only a refusal proves nobody listens: a full backlog (EAGAIN) or
-        // a permission problem may hide a live service.
-        Err(Errno::CONNREFUSED) => std::fs::remove_file(path).map_err(|e| {
-            Error::io(
-                format!("cannot remove the stale socket '{}'", path.display()),
-                e,
-            )
-        }),
-        Err(e) => Err(Error::with_source(
-            ErrorKind::InvalidRequest,
-            format!(
-                "'{}' exists and may belong to a live service (connecting to it failed: {e}); \
-                 stop that service or remove the socket yourself",
-                path.display()
-            ),
-            e.into(),
-        )),
-    }
-}
-
-/// SIGTERM and SIGINT, caught instead of ending the process, so the
-/// service can shut down cleanly (unpin, remove its socket).
-pub struct Termination(signal_hook::iterator::Signals);
-
-impl Termination {
-    /// Installs the handlers. Do this before binding, so a signal that
-    /// arrives during start-up is not lost.
-    pub fn install() -> Result<Termination> {
-        use signal_hook::consts::{SIGINT, SIGTERM};
-        signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
-            .map(Termination)
-            .map_err(|e| Error::io("cannot install the SIGTERM/SIGINT handlers", e))
-    }
-
-    /// Blocks until one of the signals arrives; returns its number.
-    pub fn wait(&mut self) -> i32 {
-        self.0
-            .forever()
-            .next()
-            .unwrap_or(signal_hook::consts::SIGTERM)
     }
 }
 
