@@ -27,6 +27,9 @@ use unimem_core::wire::{
 use unimem_core::AddressKind;
 
 /// Decides whether to serve a new connection; if so, starts its thread.
+/// A reply and a note for the log, or the refusal.
+type Answer = Result<(Reply, String), Refusal>;
+
 pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
     let peer = match super::sys::peer_cred(&sock) {
         Ok((pid, uid, gid)) => Peer {
@@ -362,113 +365,123 @@ impl Conn {
             Request::Handshake {
                 min_version,
                 max_version,
-            } => {
-                if !(min_version..=max_version).contains(&VERSION) {
-                    return Err(fail(Refusal {
-                        status: IoReturn::UNSUPPORTED,
-                        detail: 0,
-                        log: format!(
-                            "client speaks versions {min_version}..={max_version}, \
-                             the service speaks {VERSION}"
-                        ),
-                    }));
-                }
-                self.handshaken = true;
-                let info = ServerInfo {
-                    version: VERSION,
-                    address_kind: AddressKind::Physical,
-                    page_size: self.shared.page_size,
-                    max_segments_per_reply: SEGMENTS_PER_REPLY as u32,
-                    max_prepare_bytes: self.shared.config.limits.max_prepare_bytes,
-                    server_version: format!("unimem {}", env!("CARGO_PKG_VERSION")),
-                };
-                Ok((Reply::Handshake(info), String::new()))
-            }
+            } => self.on_handshake(min_version, max_version),
             Request::Prepare {
                 offset,
                 length,
                 client_va,
                 ..
-            } => {
-                let fd = frame.fds.pop().ok_or_else(|| {
-                    fail(Refusal::rule(
-                        Rule::MissingFd,
-                        "no SCM_RIGHTS fd with the request",
-                    ))
-                })?;
-                if client_va != 0 {
-                    return Err(fail(Refusal::rule(
-                        Rule::ClientVa,
-                        format!("{client_va:#x}"),
-                    )));
-                }
-                self.prepare(fd, offset, length).map_err(fail)
-            }
+            } => self.on_prepare(frame.fds.pop(), offset, length, client_va),
             Request::Segments {
                 handle,
                 continuation,
-            } => {
-                let range = self.range(handle).map_err(fail)?;
-                let batch = range.batch(handle, continuation).map_err(fail)?;
-                // Only addresses still the file's go out: the pages this
-                // batch describes are checked against the pinned frames.
-                range
-                    .verify(&self.shared.pagemap, batch.start, batch.next - batch.start)
-                    .map_err(fail)?;
-                let note = format!(" handle {handle} from {continuation:#x}");
-                Ok((
-                    Reply::Segments {
-                        selector: selector::SEGMENTS,
-                        batch,
-                    },
-                    note,
-                ))
-            }
-            Request::Complete { handle } => {
-                let range = self.handles.remove(&handle).ok_or_else(|| {
-                    fail(Refusal::rule(
-                        Rule::UnknownHandle,
-                        format!("handle {handle}"),
-                    ))
-                })?;
-                let len = range.len();
-                let mut range = range;
-                let released_bytes = range.unpin();
-                self.retired.push(range);
-                self.bytes -= len;
-                self.shared.user_release(self.uid, len);
-                self.shared.counters.handles.fetch_sub(1, Ordering::SeqCst);
-                Ok((
-                    Reply::Complete {
-                        handle,
-                        released_bytes,
-                    },
-                    format!(" handle {handle}"),
-                ))
-            }
+            } => self.on_segments(handle, continuation),
+            Request::Complete { handle } => self.on_complete(handle),
             Request::Checksum {
                 handle,
                 offset,
                 length,
-            } => {
-                let range = self.range(handle).map_err(fail)?;
-                let counters = &self.shared.counters;
-                counters.checksumming.fetch_add(1, Ordering::SeqCst);
-                let checksum = range.checksum(&self.shared.pagemap, offset, length);
-                counters.checksumming.fetch_sub(1, Ordering::SeqCst);
-                let checksum = checksum.map_err(fail)?;
-                Ok((
-                    Reply::Checksum {
-                        handle,
-                        offset,
-                        length,
-                        checksum,
-                        algorithm: unimem_core::checksum::ALGORITHM_FNV1A64_WORDS,
-                    },
-                    format!(" handle {handle} {offset:#x}+{length:#x}"),
-                ))
-            }
+            } => self.on_checksum(handle, offset, length),
         }
+        .map_err(fail)
+    }
+
+    /// HANDSHAKE: agrees on the version and says what this service is.
+    fn on_handshake(&mut self, min_version: u16, max_version: u16) -> Answer {
+        if !(min_version..=max_version).contains(&VERSION) {
+            return Err(Refusal {
+                status: IoReturn::UNSUPPORTED,
+                detail: 0,
+                log: format!(
+                    "client speaks versions {min_version}..={max_version}, \
+                     the service speaks {VERSION}"
+                ),
+            });
+        }
+        self.handshaken = true;
+        let info = ServerInfo {
+            version: VERSION,
+            address_kind: AddressKind::Physical,
+            page_size: self.shared.page_size,
+            max_segments_per_reply: SEGMENTS_PER_REPLY as u32,
+            max_prepare_bytes: self.shared.config.limits.max_prepare_bytes,
+            server_version: format!("unimem {}", env!("CARGO_PKG_VERSION")),
+        };
+        Ok((Reply::Handshake(info), String::new()))
+    }
+
+    /// PREPARE: the fd that came with the request, mapped, pinned and
+    /// resolved; the first segments.
+    fn on_prepare(
+        &mut self,
+        fd: Option<OwnedFd>,
+        offset: u64,
+        length: u64,
+        client_va: u64,
+    ) -> Answer {
+        let fd =
+            fd.ok_or_else(|| Refusal::rule(Rule::MissingFd, "no SCM_RIGHTS fd with the request"))?;
+        if client_va != 0 {
+            return Err(Refusal::rule(Rule::ClientVa, format!("{client_va:#x}")));
+        }
+        self.prepare(fd, offset, length)
+    }
+
+    /// SEGMENTS: the next segments of a prepared range, only after the
+    /// pages they describe are checked to be still the file's.
+    fn on_segments(&mut self, handle: u64, continuation: u64) -> Answer {
+        let range = self.range(handle)?;
+        let batch = range.batch(handle, continuation)?;
+        range.verify(&self.shared.pagemap, batch.start, batch.next - batch.start)?;
+        let note = format!(" handle {handle} from {continuation:#x}");
+        Ok((
+            Reply::Segments {
+                selector: selector::SEGMENTS,
+                batch,
+            },
+            note,
+        ))
+    }
+
+    /// COMPLETE: unpins a prepared range and forgets its handle.
+    fn on_complete(&mut self, handle: u64) -> Answer {
+        let mut range = self
+            .handles
+            .remove(&handle)
+            .ok_or_else(|| Refusal::rule(Rule::UnknownHandle, format!("handle {handle}")))?;
+        let len = range.len();
+        let released_bytes = range.unpin();
+        self.retired.push(range);
+        self.bytes -= len;
+        self.shared.user_release(self.uid, len);
+        self.shared.counters.handles.fetch_sub(1, Ordering::SeqCst);
+        Ok((
+            Reply::Complete {
+                handle,
+                released_bytes,
+            },
+            format!(" handle {handle}"),
+        ))
+    }
+
+    /// CHECKSUM: hashes part of a prepared range through the service's own
+    /// mapping, never reading a page that is no longer the file's.
+    fn on_checksum(&mut self, handle: u64, offset: u64, length: u64) -> Answer {
+        let range = self.range(handle)?;
+        let counters = &self.shared.counters;
+        counters.checksumming.fetch_add(1, Ordering::SeqCst);
+        let checksum = range.checksum(&self.shared.pagemap, offset, length);
+        counters.checksumming.fetch_sub(1, Ordering::SeqCst);
+        Ok((
+            Reply::Checksum {
+                handle,
+                offset,
+                length,
+                checksum: checksum?,
+                algorithm: unimem_core::checksum::ALGORITHM_FNV1A64_WORDS,
+            },
+            format!(" handle {handle} {offset:#x}+{length:#x}"),
+        ))
     }
 
     fn range(&self, handle: u64) -> Result<&PreparedRange, Refusal> {
