@@ -29,7 +29,9 @@ use socket_dir::{prepare_dir, remove_stale, Staging};
 mod stats;
 /// The refusal rules, part of the wire contract (`unimem_core::wire::refusal`).
 pub use unimem_core::wire::refusal as rule;
-#[doc(hidden)]
+// Only the fuzz targets (built with `--cfg fuzzing`) drive a connection
+// without a socket; the unit tests in the module drive it too.
+#[cfg(any(fuzzing, test))]
 pub mod session;
 pub(crate) mod sys;
 
