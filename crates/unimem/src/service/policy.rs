@@ -16,7 +16,10 @@ use crate::error::{Error, ErrorKind, Result};
 /// Uids and gids the service admits besides root.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
+    /// Users admitted by uid (`--allow-uid`).
     pub allow_uids: Vec<u32>,
+    /// Groups whose members are admitted, by primary or supplementary gid
+    /// (`--allow-gid`).
     pub allow_gids: Vec<u32>,
     /// Members of these groups are administrators, like root: admitted,
     /// free of the per-uid limits, and served from the connection slots
@@ -27,8 +30,11 @@ pub struct Policy {
 /// The credentials of a connected client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peer {
+    /// The client's pid when it connected (0 if the kernel could not tell).
     pub pid: i32,
+    /// Its uid.
     pub uid: u32,
+    /// Its primary gid.
     pub gid: u32,
     /// Supplementary groups (empty if the kernel could not tell).
     pub groups: Vec<u32>,
@@ -82,57 +88,48 @@ impl Policy {
     }
 }
 
-/// A group given as a number or a name from `/etc/group`.
+/// A group given as a number or a name, looked up through NSS (the system's
+/// own `getgrnam`), so groups from LDAP, sssd or systemd-userdb resolve too.
 pub fn lookup_group(spec: &str) -> Result<u32> {
     if let Ok(n) = spec.parse::<u32>() {
         return Ok(n);
     }
-    let text = std::fs::read_to_string("/etc/group").map_err(|e| {
-        Error::io(
-            format!("cannot read /etc/group to look up group '{spec}'"),
-            e,
-        )
-    })?;
-    find_in_db(&text, spec).ok_or_else(|| {
-        Error::new(
+    match nix::unistd::Group::from_name(spec) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => Err(Error::new(
             ErrorKind::NotFound,
             format!(
-                "no group '{spec}' in /etc/group; give a group name that exists or a numeric gid"
+                "no group '{spec}' (looked up as `getent group {spec}` does); give a group \
+                 name that exists or a numeric gid"
             ),
-        )
-    })
+        )),
+        Err(e) => Err(Error::io(
+            format!("cannot look up group '{spec}'"),
+            std::io::Error::from_raw_os_error(e as i32),
+        )),
+    }
 }
 
-/// A user given as a number or a name from `/etc/passwd`.
+/// A user given as a number or a name, looked up through NSS (the system's
+/// own `getpwnam`).
 pub fn lookup_user(spec: &str) -> Result<u32> {
     if let Ok(n) = spec.parse::<u32>() {
         return Ok(n);
     }
-    let text = std::fs::read_to_string("/etc/passwd").map_err(|e| {
-        Error::io(
-            format!("cannot read /etc/passwd to look up user '{spec}'"),
-            e,
-        )
-    })?;
-    find_in_db(&text, spec).ok_or_else(|| {
-        Error::new(
+    match nix::unistd::User::from_name(spec) {
+        Ok(Some(u)) => Ok(u.uid.as_raw()),
+        Ok(None) => Err(Error::new(
             ErrorKind::NotFound,
             format!(
-                "no user '{spec}' in /etc/passwd; give a user name that exists or a numeric uid"
+                "no user '{spec}' (looked up as `getent passwd {spec}` does); give a user \
+                 name that exists or a numeric uid"
             ),
-        )
-    })
-}
-
-/// The id (third field) of `name` in a `/etc/group`- or `/etc/passwd`-style
-/// database.
-fn find_in_db(text: &str, name: &str) -> Option<u32> {
-    text.lines().find_map(|line| {
-        let mut f = line.split(':');
-        (f.next()? == name).then_some(())?;
-        f.next()?;
-        f.next()?.parse().ok()
-    })
+        )),
+        Err(e) => Err(Error::io(
+            format!("cannot look up user '{spec}'"),
+            std::io::Error::from_raw_os_error(e as i32),
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -176,13 +173,40 @@ mod tests {
         assert_eq!(u.socket_mode(), (0o666, None));
     }
 
+    /// Every name NSS lists (`getent`, an independent reader of the same
+    /// databases) resolves to the id `getent` gives; numbers pass through;
+    /// an unknown name is NotFound.
     #[test]
-    fn group_database_lookup() {
-        let db = "root:x:0:\nvideo:x:44:alice,bob\nbroken\n";
-        assert_eq!(find_in_db(db, "video"), Some(44));
-        assert_eq!(find_in_db(db, "root"), Some(0));
-        assert_eq!(find_in_db(db, "audio"), None);
-        assert_eq!(find_in_db(db, "broken"), None);
+    fn names_resolve_as_getent_resolves_them() {
+        fn entries(db: &str) -> Vec<(String, u32)> {
+            let out = std::process::Command::new("getent")
+                .arg(db)
+                .output()
+                .expect("getent runs (libc-bin)");
+            assert!(out.status.success(), "getent {db} failed");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let f: Vec<&str> = l.split(':').collect();
+                    Some((f.first()?.to_string(), f.get(2)?.parse().ok()?))
+                })
+                .collect()
+        }
+        let groups = entries("group");
+        let users = entries("passwd");
+        assert!(groups.iter().any(|(n, _)| n == "root"), "{groups:?}");
+        for (name, gid) in &groups {
+            assert_eq!(lookup_group(name).unwrap(), *gid, "group {name}");
+        }
+        for (name, uid) in &users {
+            assert_eq!(lookup_user(name).unwrap(), *uid, "user {name}");
+        }
         assert_eq!(lookup_group("27").unwrap(), 27);
+        assert_eq!(lookup_user("1234").unwrap(), 1234);
+        let e = lookup_group("no-such-group-unimem").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e.to_string().contains("getent group"), "{e}");
+        let e = lookup_user("no-such-user-unimem").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
     }
 }
