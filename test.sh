@@ -15,6 +15,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "tests"
 cargo test --workspace
 
+step "API docs: every public item of unimem-core and unimem documented, no broken links"
+RUSTDOCFLAGS="-D warnings -D missing_docs" cargo doc --no-deps --quiet -p unimem-core -p unimem
+
 step "library examples, run as a user of the crate would"
 for example in share_with_child keep_prepared; do
     cargo run --quiet -p unimem --example "$example"

@@ -6,6 +6,7 @@
 //! kpageflags words, the page-indexed test pattern, the checksum both ends of
 //! the wire compute, and the renderers of the seed's table, of JSON and of the SVG picture.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod addr;
 pub mod checksum;

@@ -6,6 +6,7 @@
 //! Linux, an IOSurface on macOS), resolvers (pagemap read directly, the
 //! resolver service, the CybMemDriver DEXT), and the Linux service itself.
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod check;
 #[cfg(target_os = "linux")]

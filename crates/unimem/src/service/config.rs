@@ -41,7 +41,7 @@ pub struct Limits {
     /// Connection slots of [`Limits::max_connections`] only administrators
     /// (root, the service's uid, `--admin-gid`) may take.
     pub admin_connections: usize,
-    /// Bad frames ([`rule::Rule::is_bad_frame`]) in a row after which a
+    /// Bad frames ([`unimem_core::wire::Rule::is_bad_frame`]) in a row after which a
     /// connection is closed.
     pub max_refusals: u32,
 }
@@ -81,8 +81,11 @@ impl Default for Limits {
 /// Everything `unimem serve` is told.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The socket to listen on.
     pub socket: PathBuf,
+    /// Who is admitted.
     pub policy: Policy,
+    /// What the service refuses beyond the policy.
     pub limits: Limits,
     /// Log one line per request, not just per connection and refusal.
     pub verbose: bool,
@@ -94,6 +97,7 @@ pub struct Config {
 }
 
 impl Config {
+    /// A service on `socket` with the default policy (root only) and limits.
     pub fn new(socket: impl Into<PathBuf>) -> Self {
         Config {
             socket: socket.into(),

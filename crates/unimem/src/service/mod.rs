@@ -9,7 +9,7 @@
 //! connection ends, however it ends.
 //!
 //! One thread per connection, under a cap on connections, so a stalled
-//! client stalls only itself. Every frame is checked ([`conn`]); a bad one
+//! client stalls only itself. Every frame is checked (`conn.rs`); a bad one
 //! gets an error reply whose `detail` names the refusing [`rule::Rule`] or
 //! the errno, and the connection goes on. State lives in the connection's
 //! thread and is dropped with it: nothing outlives a connection.
@@ -270,6 +270,7 @@ impl Service {
         })
     }
 
+    /// Where the service will listen once spawned.
     pub fn socket_path(&self) -> &Path {
         &self.shared.config.socket
     }
@@ -312,6 +313,7 @@ pub struct ServiceHandle {
 }
 
 impl ServiceHandle {
+    /// A snapshot of what the running service holds.
     pub fn stats(&self) -> Stats {
         self.service
             .as_ref()
@@ -319,6 +321,7 @@ impl ServiceHandle {
             .unwrap_or_default()
     }
 
+    /// Where the service listens; `None` once it has shut down.
     pub fn socket_path(&self) -> Option<&Path> {
         self.service.as_ref().map(Service::socket_path)
     }

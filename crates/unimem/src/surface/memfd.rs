@@ -29,6 +29,7 @@ pub enum Backing {
 }
 
 impl Backing {
+    /// The name output uses: `memfd`, `hugetlb`, `thp`.
     pub fn name(self) -> &'static str {
         match self {
             Backing::Memfd => "memfd",
@@ -272,18 +273,22 @@ impl Surface {
         })
     }
 
+    /// The surface's length in bytes: the size asked for, rounded up to whole pages.
     pub fn len(&self) -> u64 {
         self.mapping.len() as u64
     }
 
+    /// Never true for a surface that was created: it has at least one page.
     pub fn is_empty(&self) -> bool {
         self.mapping.is_empty()
     }
 
+    /// Where the surface is mapped in this process.
     pub fn addr(&self) -> VirtAddr {
         self.mapping.addr()
     }
 
+    /// What memory backs it.
     pub fn backing(&self) -> Backing {
         self.backing
     }
@@ -293,10 +298,12 @@ impl Surface {
         self.page_size
     }
 
+    /// The surface's bytes as the CPU sees them.
     pub fn as_slice(&self) -> &[u8] {
         self.mapping.as_slice()
     }
 
+    /// The surface's bytes, writable.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         self.mapping.as_mut_slice()
     }

@@ -2,7 +2,6 @@
 //! a fresh root-owned directory, read pagemap independently of the code
 //! under test, and run this test binary again as a child process (under
 //! another uid) to act as a client.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -50,10 +49,76 @@ pub struct Running {
     pub handle: ServiceHandle,
     pub socket: PathBuf,
     _dir: TempDir,
+    // Last: the service is gone before the suite lock is let go.
+    _beside: Beside,
+}
+
+/// The suite's tests share one process, so the ones that read process-wide
+/// counters (`VmPin`, open fds) must run alone: they hold the lock
+/// exclusively ([`alone`]), every running service holds it shared.
+static SUITE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+thread_local! {
+    /// Whether this thread runs a test that holds the lock exclusively.
+    static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// This thread's shared hold, taken once however many services it
+    /// starts (a second read lock behind a waiting writer would deadlock).
+    static SHARED: std::cell::RefCell<(usize, Option<std::sync::RwLockReadGuard<'static, ()>>)> =
+        const { std::cell::RefCell::new((0, None)) };
+}
+
+/// Held by a test that reads process-wide counters: no other test of the
+/// suite runs a service meanwhile.
+pub struct Alone(#[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>);
+
+/// Runs the calling test alone in the suite (see [`SUITE`]).
+pub fn alone() -> Alone {
+    let guard = SUITE.write().unwrap_or_else(|e| e.into_inner());
+    ALONE.with(|a| a.set(true));
+    Alone(guard)
+}
+
+impl Drop for Alone {
+    fn drop(&mut self) {
+        ALONE.with(|a| a.set(false));
+    }
+}
+
+/// A service's share of the suite lock (nothing when its test runs alone).
+struct Beside;
+
+impl Beside {
+    fn take() -> Beside {
+        if !ALONE.with(|a| a.get()) {
+            SHARED.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.0 == 0 {
+                    s.1 = Some(SUITE.read().unwrap_or_else(|e| e.into_inner()));
+                }
+                s.0 += 1;
+            });
+        }
+        Beside
+    }
+}
+
+impl Drop for Beside {
+    fn drop(&mut self) {
+        if !ALONE.with(|a| a.get()) {
+            SHARED.with(|s| {
+                let mut s = s.borrow_mut();
+                s.0 = s.0.saturating_sub(1);
+                if s.0 == 0 {
+                    s.1 = None;
+                }
+            });
+        }
+    }
 }
 
 pub fn start(policy: Policy, limits: Limits) -> Running {
     require_root();
+    let beside = Beside::take();
     let dir = TempDir::new("svc");
     let socket = dir.0.join("unimem.sock");
     let mut config = Config::new(&socket);
@@ -68,6 +133,7 @@ pub fn start(policy: Policy, limits: Limits) -> Running {
         handle,
         socket,
         _dir: dir,
+        _beside: beside,
     }
 }
 
@@ -130,14 +196,9 @@ impl ChildClient {
             None => std::env::current_exe().unwrap(),
         };
         let mut cmd = Command::new(&exe);
-        cmd.args([
-            name,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ]);
+        // Every child is an ignored test with a unique name, in whichever
+        // module of this one binary it lives; only ignored tests run.
+        cmd.args([name, "--ignored", "--nocapture", "--test-threads=1", "-q"]);
         for (k, v) in env {
             cmd.env(k, v);
         }

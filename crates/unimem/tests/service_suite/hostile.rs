@@ -10,12 +10,9 @@
 //! segments, checksum or complete for a handle the connection was not
 //! given). Bounded by a frame count and a wall-clock budget; at the end the
 //! service holds nothing and has no more fds than before.
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
+use crate::common::*;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-use service_common::*;
 use std::collections::HashSet;
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
@@ -400,6 +397,7 @@ fn check_reply(fr: &Frame, reply: &[u8], mine: &mut HashSet<u64>, page: u64, cou
 
 #[test]
 fn hostile_clients_get_errors_and_well_formed_clients_keep_succeeding() {
+    let _alone = alone();
     let svc = start(Policy::default(), Limits::default());
     let base = Baseline::now();
     // Slots taken by clients that connect and say nothing.

@@ -2,11 +2,8 @@
 //! give a handful of lines, then one that says how many were suppressed,
 //! through the `log` crate (this test installs a logger that keeps every
 //! line).
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;

@@ -2,11 +2,8 @@
 //! prepared bytes, connection slots kept for administrators, a handshake
 //! deadline, and refused frames that neither count as activity nor keep a
 //! connection forever.
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -118,6 +115,7 @@ fn root_probe(socket: &std::path::Path, salt: u64) -> Duration {
 
 #[test]
 fn one_user_at_its_limits_leaves_root_and_another_user_served() {
+    let _alone = alone();
     let ps = rustix::param::page_size() as u64;
     let limits = Limits {
         max_connections: 10,
@@ -225,6 +223,7 @@ fn junk_until_closed(sock: &OwnedFd) -> Duration {
 
 #[test]
 fn junk_frames_neither_pass_the_handshake_deadline_nor_keep_a_connection_alive() {
+    let _alone = alone();
     let limits = Limits {
         handshake_timeout: Duration::from_secs(1),
         idle_timeout: Some(Duration::from_secs(3)),

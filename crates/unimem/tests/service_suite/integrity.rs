@@ -4,11 +4,8 @@
 //! prepared range turns every later segments and checksum reply into
 //! "the surface changed"; a checksum never fills a hole; a surface sealed
 //! against writing is refused by name.
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use unimem::core::iokit::IoReturn;
 use unimem::core::wire::{Header, Reply, Request, MAX_MESSAGE, VERSION};

@@ -4,14 +4,10 @@
 //! the service holds nothing: no pinned bytes or mappings (its counters), no
 //! pins the kernel counts (`VmPin`), no fds beyond its baseline. The tests
 //! of this binary run one at a time (they count the process's fds).
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use unimem::core::wire::{selector, Header, Reply, Request, MAX_MESSAGE, VERSION};
 use unimem::probe::probe;
@@ -23,11 +19,6 @@ use unimem::surface::{Backing, Surface};
 use unimem::ErrorKind;
 
 const MIB: u64 = 1 << 20;
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 fn call(sock: &OwnedFd, req: &Request, fd: Option<&OwnedFd>) -> Reply {
     send(sock, req, fd);
@@ -119,7 +110,7 @@ fn child_step() {
 
 #[test]
 fn clients_killed_at_every_step_leave_nothing_behind() {
-    let _serial = serial();
+    let _alone = alone();
     let svc = start(Policy::default(), Limits::default());
     let base = Baseline::now();
     let mut faults = 0;
@@ -168,7 +159,7 @@ fn clients_killed_at_every_step_leave_nothing_behind() {
 
 #[test]
 fn a_silent_client_is_timed_out_but_one_holding_a_range_is_not() {
-    let _serial = serial();
+    let _alone = alone();
     let limits = Limits {
         idle_timeout: Some(Duration::from_millis(700)),
         ..Limits::default()
@@ -206,7 +197,7 @@ fn a_silent_client_is_timed_out_but_one_holding_a_range_is_not() {
 
 #[test]
 fn slow_readers_are_served_and_non_readers_are_dropped() {
-    let _serial = serial();
+    let _alone = alone();
     let limits = Limits {
         reply_timeout: Duration::from_secs(1),
         ..Limits::default()
@@ -278,7 +269,7 @@ fn slow_readers_are_served_and_non_readers_are_dropped() {
 
 #[test]
 fn a_restarted_service_gives_clients_a_clear_error_and_they_reconnect() {
-    let _serial = serial();
+    let _alone = alone();
     let base = Baseline::now();
     let svc = start(Policy::default(), Limits::default());
     let socket = svc.socket.clone();

@@ -3,11 +3,8 @@
 //! credentials of the process listening on the socket before it sends
 //! anything, so an impostor that bound the path gets neither a request
 //! nor the surface's fd.
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;

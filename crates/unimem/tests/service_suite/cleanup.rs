@@ -1,11 +1,8 @@
 //! A client that dies leaves nothing behind in the service: no pinned
 //! pages, no mappings, no fds. Its own test binary, so no other test opens
 //! fds in this process while the fd table is counted.
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::path::PathBuf;
 use unimem::probe::probe;
 use unimem::resolve::ServiceResolver;
@@ -65,6 +62,7 @@ fn assert_clean(svc: &Running, fds: usize, pin_kb: u64, what: &str) {
 
 #[test]
 fn a_client_killed_mid_prepare_or_while_holding_leaves_nothing_behind() {
+    let _alone = alone();
     let svc = start(Policy::default(), Limits::default());
     let fds = fd_count();
     let pin_kb = vm_pin_kb();

@@ -7,11 +7,8 @@
 //! squeezes the byte caps under the same kind of load and samples that they
 //! are never exceeded. The tests of this binary run one at a time (they
 //! count the process's fds).
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -30,8 +27,6 @@ const CYCLES: u64 = 200;
 const SIZES: u64 = 11;
 const SURFACE: u64 = 64 * MIB;
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 /// Samples the service's pinned bytes until stopped; returns the largest.
 fn sampler(
     stats: impl Fn() -> u64 + Send + 'static,
@@ -49,7 +44,7 @@ fn sampler(
 
 #[test]
 fn thirty_two_clients_two_hundred_cycles_each_from_64k_to_64m() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = alone();
     let svc = start(Policy::default(), Limits::default());
     let base = Baseline::now();
     let pid = std::process::id();
@@ -128,7 +123,7 @@ fn thirty_two_clients_two_hundred_cycles_each_from_64k_to_64m() {
 
 #[test]
 fn byte_caps_hold_under_load() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let _alone = alone();
     let limits = Limits {
         max_prepare_bytes: 16 * MIB,
         max_connection_bytes: 24 * MIB,

@@ -4,11 +4,8 @@
 //! read (or only name, `O_PATH`), not through offsets outside its surface;
 //! and the socket and its directory have the modes the policy says. (The
 //! byte caps under load are in `service_load.rs`.)
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;

@@ -1,11 +1,8 @@
 //! The resolver service end to end: a real service in this process, real
 //! clients (this process, child processes under other uids, raw sockets
 //! sending malformed frames). Needs root; fails with a clear message if not.
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use unimem::core::iokit::IoReturn;
@@ -270,7 +267,7 @@ fn expect_error(
 }
 
 fn memfd(len: u64) -> OwnedFd {
-    service_common::memfd(len)
+    crate::common::memfd(len)
 }
 
 #[test]

@@ -6,11 +6,8 @@
 //! compaction affects every process: tests elsewhere that compact or change
 //! memory sysctls take the same lock. Nothing is changed that needs
 //! restoring: `compact_memory` is a trigger, not a setting.
-#![cfg(target_os = "linux")]
 
-mod service_common;
-
-use service_common::*;
+use crate::common::*;
 use std::os::fd::OwnedFd;
 use unimem::mapping::Mapping;
 use unimem::resolve::service::ServiceClient;

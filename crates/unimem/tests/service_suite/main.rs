@@ -1,0 +1,21 @@
+//! The resolver service, end to end, in one test binary: a real service
+//! started in-process (or `unimem serve`), clients in this process and in
+//! child processes run as other users, every address checked against the
+//! tests' own reading of pagemap. The children are the ignored `child_*`
+//! tests of this binary, run again by the tests that need them.
+#![cfg(target_os = "linux")]
+#![allow(dead_code)]
+
+mod common;
+
+mod auth;
+mod availability;
+mod basics;
+mod cleanup;
+mod compaction;
+mod faults;
+mod hostile;
+mod integrity;
+mod load;
+mod logging;
+mod security;
