@@ -2,6 +2,24 @@
 //! diagnostics. A closed stdout (`unimem probe | head`) is not an error.
 
 use std::io::{self, Write};
+use std::path::PathBuf;
+
+/// How a map is shown: the flags `probe` and `map` share.
+#[derive(Debug, clap::Args)]
+pub struct MapOutput {
+    /// Print one JSON document on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Indent the JSON document (compact by default).
+    #[arg(long, requires = "json")]
+    pub pretty: bool,
+    /// Print every row of a large map.
+    #[arg(long)]
+    pub all: bool,
+    /// Also draw the map as an SVG picture into FILE.
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
 
 /// Writes `text` to stdout; a broken pipe is silently the end of output.
 pub fn data(text: &str) -> io::Result<()> {

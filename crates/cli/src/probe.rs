@@ -16,7 +16,6 @@ use crate::picture::SvgFile;
 use crate::platform::{self, BackingArg, ProbeOptions, Via};
 use crate::progress::Progress;
 use clap::Args;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use unimem::probe::{Advance, Phase, ProbeOutcome, Step};
 use unimem::Result;
@@ -39,18 +38,8 @@ pub struct ProbeArgs {
     /// A device's DMA limits to judge the map against.
     #[command(flatten)]
     pub device: DeviceArgs,
-    /// Print one JSON document on stdout instead of the table.
-    #[arg(long)]
-    pub json: bool,
-    /// Indent the JSON document (compact by default).
-    #[arg(long, requires = "json")]
-    pub pretty: bool,
-    /// Print every row of a large map.
-    #[arg(long)]
-    pub all: bool,
-    /// Also draw the map as an SVG picture into FILE.
-    #[arg(long, value_name = "FILE")]
-    pub svg: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: crate::output::MapOutput,
     /// Print no step lines and no progress bars on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -63,10 +52,15 @@ pub struct ProbeArgs {
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
     args.device.validate()?;
     // Created first, so a path that cannot be written fails before the work.
-    let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
+    let svg = args
+        .output
+        .svg
+        .as_deref()
+        .map(SvgFile::create)
+        .transpose()?;
     let extras = steps::Extras::open(args)?;
     let mut resolver = platform::resolver(args.via, &args.platform)?;
-    let mut progress = Progress::new(args.size.bytes(), args.json, args.quiet);
+    let mut progress = Progress::new(args.size.bytes(), args.output.json, args.quiet);
     let (mut outcome, arrangement) = extras.probe(args, resolver.as_mut(), |s| match s {
         Step::Progress(Advance { phase, done, total }) => {
             let what = match phase {
@@ -100,7 +94,7 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
         );
         svg.write(view.map, subject, args.quiet)?;
     }
-    view::finish(&view, args.json, args.pretty, args.all, args.hold)
+    view::finish(&view, &args.output, args.hold)
 }
 
 fn outcome_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> {

@@ -31,23 +31,13 @@ pub struct MapArgs {
     /// Length of the range: 4096, 2M, 1G.
     #[arg(long)]
     pub len: ByteSize,
-    /// Print one JSON document on stdout instead of the table.
-    #[arg(long)]
-    pub json: bool,
-    /// Indent the JSON document (compact by default).
-    #[arg(long, requires = "json")]
-    pub pretty: bool,
-    /// Print every row of a large map.
-    #[arg(long)]
-    pub all: bool,
+    #[command(flatten)]
+    pub output: crate::output::MapOutput,
     /// Split rows on every flag bit and print the words as read: the
     /// ageing bits (referenced, active, idle_page) and a huge page's
     /// compound_head/compound_tail then start rows of their own.
     #[arg(long)]
     pub raw: bool,
-    /// Also draw the map as an SVG picture into FILE.
-    #[arg(long, value_name = "FILE")]
-    pub svg: Option<std::path::PathBuf>,
     /// A device's DMA limits to judge the map against.
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -59,7 +49,12 @@ fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
 
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
     args.device.validate()?;
-    let svg = args.svg.as_deref().map(SvgFile::create).transpose()?;
+    let svg = args
+        .output
+        .svg
+        .as_deref()
+        .map(SvgFile::create)
+        .transpose()?;
     let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len.bytes(), args.raw)?;
     let verdict = args.device.verdict(&pm.map);
     let runs = numa::node_runs(args.pid, VirtAddr(args.addr), args.len.bytes());
@@ -73,13 +68,13 @@ pub fn run(args: &MapArgs) -> Result<ExitCode> {
         );
         svg.write(&pm.map, subject, false)?;
     }
-    if args.json {
+    if args.output.json {
         let mut doc = MapJson::new(&pm);
         doc.device = verdict.as_ref();
         doc.numa = Some(NumaJson::new(&by_node));
-        output::json(&doc, args.pretty).map_err(io_error)?;
+        output::json(&doc, args.output.pretty).map_err(io_error)?;
     } else {
-        let mut text = render(&pm, args.all);
+        let mut text = render(&pm, args.output.all);
         if let Some(v) = &verdict {
             text.push_str(&render_verdict(v));
         }

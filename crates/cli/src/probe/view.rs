@@ -59,17 +59,11 @@ impl ProbeView<'_> {
 
 /// Prints the view (table, or JSON indented with `pretty`), holds the
 /// surface if asked, and returns the exit code: 0 verified, 1 not.
-pub fn finish(
-    view: &ProbeView<'_>,
-    json: bool,
-    pretty: bool,
-    all: bool,
-    hold: bool,
-) -> Result<ExitCode> {
-    if json {
-        output::json(&ProbeJson::new(view), pretty).map_err(io_error)?;
+pub fn finish(view: &ProbeView<'_>, shown: &output::MapOutput, hold: bool) -> Result<ExitCode> {
+    if shown.json {
+        output::json(&ProbeJson::new(view), shown.pretty).map_err(io_error)?;
     } else {
-        output::data(&render(view, all)).map_err(io_error)?;
+        output::data(&render(view, shown.all)).map_err(io_error)?;
         if !view.resolver.pinned && view.map.coverage() == Coverage::Full {
             output::note("[*] Addresses are a snapshot: the pages were not pinned, and the kernel may migrate them.");
         }

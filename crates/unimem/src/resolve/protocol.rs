@@ -265,47 +265,48 @@ impl<T: Transport> ProtocolClient<T> {
                 ),
             ));
         }
-        let mut map: Option<PaMap> = None;
+        let mut whole: Option<PaMap> = None;
         let mut ranges: Vec<PreparedRange> = Vec::with_capacity(needed as usize);
         let mut offset = 0;
         while offset < length {
             let len = step.min(length - offset);
-            let request = Request::Prepare {
-                offset,
-                length: len,
-                client_va: surface.client_va,
-                surface_id: surface.surface_id,
-            };
-            let result = match self.transport.call(&request, surface.fd) {
-                Ok(Reply::Segments { batch, .. }) => {
-                    ranges.push(PreparedRange {
-                        handle: batch.handle,
-                        offset,
-                        length: len,
-                    });
-                    // Every range of one surface comes in the same pages.
-                    let map = match self.range_page_size(&batch) {
-                        Ok(page) => Ok(map.get_or_insert_with(|| {
-                            PaMap::new(self.server.address_kind, page, length)
-                        })),
-                        Err(e) => Err(e),
-                    };
-                    map.and_then(|map| {
-                        let handle = batch.handle;
-                        self.collect(batch, handle, len, offset, map)
-                    })
-                }
-                Ok(other) => Err(unexpected(self.transport.peer(), &other)),
-                Err(e) => Err(e),
-            };
+            let result = self.prepare_range(surface, offset, len).and_then(|p| {
+                ranges.push(PreparedRange {
+                    handle: p.handle,
+                    offset,
+                    length: len,
+                });
+                self.append_range(&mut whole, &p.map, length)
+            });
             if let Err(e) = result {
                 let _ = self.complete_all(&ranges);
                 return Err(e);
             }
             offset += len;
         }
-        let map = map.expect("a positive length prepares at least one range");
+        let map = whole.expect("a positive length prepares at least one range");
         Ok(ResolvedRanges { ranges, map })
+    }
+
+    /// Appends the map of the next range to the map of the whole (made on
+    /// the first), so runs that continue across the border coalesce. Every
+    /// range of one surface must come in the same pages.
+    fn append_range(&self, whole: &mut Option<PaMap>, part: &PaMap, length: u64) -> Result<()> {
+        let whole = whole.get_or_insert_with(|| PaMap::new(part.kind(), part.page_size(), length));
+        if part.page_size() != whole.page_size() {
+            return Err(protocol(format!(
+                "{}'s ranges of one surface come in pages of {} and {} bytes",
+                self.transport.peer(),
+                whole.page_size().bytes(),
+                part.page_size().bytes()
+            )));
+        }
+        whole.append(part).map_err(|e| {
+            protocol(format!(
+                "{}'s ranges do not form one map: {e}",
+                self.transport.peer()
+            ))
+        })
     }
 
     /// The page size a range comes in, from its first reply: a power of two
