@@ -80,7 +80,7 @@ fn pinned_pages_keep_their_addresses_across_compaction() {
         let pinned_before = stable_addresses(pid, pinned.addr().0, len);
         for (i, a) in pinned_before.iter().enumerate() {
             assert_eq!(
-                map.lookup((i * page) as u64),
+                map.lookup((i * page) as u64).map(|x| x.get()),
                 *a,
                 "service map vs pagemap at page {i}"
             );
@@ -158,7 +158,7 @@ fn hugetlb_surfaces_resolve_in_huge_pages() {
         "the service must report the huge page size"
     );
     for s in map.address_segments() {
-        let a = s.address().unwrap();
+        let a = s.address().unwrap().get();
         assert!(
             a % huge == 0 && s.length % huge == 0,
             "segment {s:?} not huge-page aligned"
@@ -167,7 +167,11 @@ fn hugetlb_surfaces_resolve_in_huge_pages() {
     let own = stable_addresses(std::process::id(), out.surface.addr().0, out.surface.len());
     let page = rustix::param::page_size();
     for (i, a) in own.iter().enumerate() {
-        assert_eq!(map.lookup((i * page) as u64), *a, "page {i}");
+        assert_eq!(
+            map.lookup((i * page) as u64).map(|x| x.get()),
+            *a,
+            "page {i}"
+        );
     }
     drop(out);
     assert_eq!(svc.handle.stats().pinned_bytes, 0);

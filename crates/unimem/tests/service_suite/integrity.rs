@@ -185,7 +185,9 @@ fn the_addresses_are_checked_against_an_independent_reading_after_rewrite() {
     let m = unimem::mapping::Mapping::shared(&fd, 0, len as usize).unwrap();
     m.advise(unimem::mapping::Advice::PopulateWrite).unwrap();
     let now = stable_addresses(std::process::id(), m.addr().0, len);
-    let old: Vec<Option<u64>> = (0..PAGES).map(|i| old.lookup(i * ps)).collect();
+    let old: Vec<Option<u64>> = (0..PAGES)
+        .map(|i| old.lookup(i * ps).map(|x| x.get()))
+        .collect();
     assert!(
         now.iter().zip(&old).all(|(n, o)| n != o),
         "the rewritten file kept a pinned frame: {now:x?} vs {old:x?}"
@@ -194,7 +196,9 @@ fn the_addresses_are_checked_against_an_independent_reading_after_rewrite() {
     assert_eq!(e.kind(), ErrorKind::SurfaceChanged, "{e}");
     // Prepared again, the new frames are what the service describes.
     let (_, fresh) = c.prepare(fd.as_fd(), 0, len).unwrap();
-    let fresh: Vec<Option<u64>> = (0..PAGES).map(|i| fresh.lookup(i * ps)).collect();
+    let fresh: Vec<Option<u64>> = (0..PAGES)
+        .map(|i| fresh.lookup(i * ps).map(|x| x.get()))
+        .collect();
     assert_eq!(fresh, now);
 }
 
