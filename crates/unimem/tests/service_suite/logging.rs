@@ -63,6 +63,8 @@ fn child_connect_many() {
 
 #[test]
 fn twenty_thousand_refused_connections_give_a_bounded_number_of_lines() {
+    // The log is process-wide: no other test's refusals may land in it.
+    let _alone = alone();
     log::set_logger(&Keep).unwrap();
     log::set_max_level(log::LevelFilter::Trace);
     let svc = start(
