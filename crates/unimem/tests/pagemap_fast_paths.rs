@@ -20,19 +20,10 @@ use unimem::pin::Pin;
 use unimem::surface::{Backing, Surface};
 
 const MIB: u64 = 1 << 20;
-const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
+use unimem_testkit::mm_lock;
 
 fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests read PFNs and pin memory: run them as root"
-    );
-}
-
-fn mm_lock() -> File {
-    let lock = File::create(MM_LOCK).unwrap();
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
-    lock
+    unimem_testkit::require_root("these tests read PFNs and pin memory");
 }
 
 fn base() -> PageSize {

@@ -268,27 +268,16 @@ fn a_surface_sealed_against_writing_is_not_resolved_writable() {
     assert_eq!(svc.handle.stats().pinned_bytes, 0);
 }
 
-/// Lock file shared by every test that changes mm sysctls.
-const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
-
-/// Puts `nr_hugepages` back on drop.
-struct HugePool(String);
-
-impl Drop for HugePool {
-    fn drop(&mut self) {
-        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", &self.0);
-    }
-}
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
 #[test]
 fn hugetlb_surfaces_need_every_huge_page_and_report_punched_ones() {
     require_root();
-    let lock = std::fs::File::create(MM_LOCK).unwrap();
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
-    let old = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap();
-    let _restore = HugePool(old.trim().to_string());
-    let n: u64 = old.trim().parse().unwrap();
-    std::fs::write("/proc/sys/vm/nr_hugepages", (n + 8).to_string()).unwrap();
+    let _lock = unimem_testkit::mm_lock();
+    let n: u64 = unimem_testkit::Knob::current(NR_HUGEPAGES.as_ref())
+        .parse()
+        .unwrap();
+    let _pool = unimem_testkit::Knob::set(NR_HUGEPAGES, &(n + 8).to_string());
     let huge = unimem::system::default_huge_page_size().expect("hugetlb support");
     let len = 4 * huge;
 
