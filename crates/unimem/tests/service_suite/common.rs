@@ -297,8 +297,18 @@ impl Rng {
 }
 
 /// Fds open in this process (the in-process service's included).
+/// Open fds of the kinds the service holds: sockets, io_uring instances
+/// and memfds. Other fds (a file another test has open while one runs
+/// `alone`) are not the service's and are not counted.
 pub fn fd_count() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| {
+            let t = target.to_string_lossy();
+            t.starts_with("socket:") || t.contains("io_uring") || t.starts_with("/memfd:")
+        })
+        .count()
 }
 
 /// The kernel's count of this process's long-term pinned memory
