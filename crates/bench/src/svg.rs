@@ -68,7 +68,7 @@ pub fn run(sizes: &[u64], reps: u32) -> Res<()> {
     let mut map = PaMap::new(AddressKind::Physical, page, pages * 4096);
     for i in 0..pages {
         let frame = (i * 7919) % (2 * pages);
-        map.push(4096, Target::Address(0x1_0000_0000 + frame * 4096))?;
+        map.push(4096, Target::phys(0x1_0000_0000 + frame * 4096))?;
     }
     let (ms, bytes) = measure(&map, &ram, reps);
     println!(

@@ -10,36 +10,16 @@ mod common;
 
 use common::*;
 
-const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
 const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
-
-struct Pool {
-    old: String,
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        let _ = std::fs::write(NR_HUGEPAGES, &self.old);
-    }
-}
 
 #[test]
 fn arranged_huge_pages_verify_and_coalesce_at_least_as_well() {
     require_root();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(MM_LOCK)
+    let _lock = unimem_testkit::mm_lock();
+    let n: u64 = unimem_testkit::Knob::current(NR_HUGEPAGES.as_ref())
+        .parse()
         .unwrap();
-    lock.lock().unwrap();
-    let old = std::fs::read_to_string(NR_HUGEPAGES)
-        .unwrap()
-        .trim()
-        .to_string();
-    let _pool = Pool { old: old.clone() };
-    let n: u64 = old.parse().unwrap();
-    std::fs::write(NR_HUGEPAGES, (n + 40).to_string()).unwrap();
+    let _pool = unimem_testkit::Knob::set(NR_HUGEPAGES, &(n + 40).to_string());
 
     let held = HeldProbe::start(&[
         "--size",

@@ -5,58 +5,10 @@ mod common;
 
 use common::*;
 use std::process::Command;
-use std::sync::Mutex;
 
-/// Tests that change /proc/sys/vm/nr_hugepages or THP modes run one at a
-/// time, here and in every other test binary of the project.
-static HUGEPAGES: Mutex<()> = Mutex::new(());
-const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
-
-/// Holds the in-process mutex and the cross-process file lock.
-struct MmLock {
-    _guard: std::sync::MutexGuard<'static, ()>,
-    _file: std::fs::File,
-}
-
-fn mm_lock() -> MmLock {
-    let guard = HUGEPAGES.lock().unwrap_or_else(|p| p.into_inner());
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(MM_LOCK)
-        .unwrap();
-    file.lock().unwrap();
-    MmLock {
-        _guard: guard,
-        _file: file,
-    }
-}
-
-/// Sets a sysfs/procfs value and puts the old one back on drop.
-struct Knob {
-    path: &'static str,
-    old: String,
-}
-
-impl Knob {
-    fn set(path: &'static str, value: &str) -> Knob {
-        let text = std::fs::read_to_string(path).unwrap();
-        // Mode files list every choice with the selected one in brackets.
-        let old = match (text.find('['), text.find(']')) {
-            (Some(a), Some(b)) => text[a + 1..b].to_string(),
-            _ => text.trim().to_string(),
-        };
-        std::fs::write(path, value).unwrap();
-        Knob { path, old }
-    }
-}
-
-impl Drop for Knob {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.path, &self.old);
-    }
-}
+// Tests that change /proc/sys/vm/nr_hugepages or THP modes take the
+// workspace's one memory-management lock and put back what they change.
+use unimem_testkit::{mm_lock, Knob};
 
 const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 

@@ -18,29 +18,10 @@ use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 use unimem::mapping::Mapping;
 
-const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
 const MIB: u64 = 1 << 20;
 const PROACTIVENESS: &str = "/proc/sys/vm/compaction_proactiveness";
 
-/// Sets a sysctl and puts the old value back on drop.
-struct Knob {
-    path: &'static str,
-    old: String,
-}
-
-impl Knob {
-    fn set(path: &'static str, value: &str) -> Knob {
-        let old = std::fs::read_to_string(path).unwrap().trim().to_string();
-        std::fs::write(path, value).unwrap();
-        Knob { path, old }
-    }
-}
-
-impl Drop for Knob {
-    fn drop(&mut self) {
-        let _ = std::fs::write(self.path, &self.old);
-    }
-}
+use unimem_testkit::Knob;
 
 /// One address (or none) per base page, straight from pagemap.
 fn addresses(pid: u32, va: u64, len: u64) -> Vec<Option<u64>> {
@@ -110,6 +91,26 @@ impl Watch {
             let v = self.next();
             assert!(v.get("tick").is_some(), "{v}");
         }
+    }
+
+    /// Reads ticks until one that was read after this call finds every one
+    /// of `pages` present (at most `max`). Ticks already printed were read
+    /// earlier, and the next may have begun earlier too, so both are passed
+    /// over; a page caught mid-migration (a migration entry) has no address,
+    /// and its move shows only at the next reading that has one.
+    fn ticks_until_all_present(&mut self, pages: u64, max: usize) {
+        while let Ok(v) = self.lines.try_recv() {
+            self.seen.push(v);
+        }
+        self.ticks(1);
+        for _ in 0..max {
+            let v = self.next();
+            assert!(v.get("tick").is_some(), "{v}");
+            if v["present"] == pages {
+                return;
+            }
+        }
+        panic!("watch never read all {pages} pages present in {max} readings");
     }
 
     /// Ctrl-C; returns every tick and the summary.
@@ -190,13 +191,7 @@ fn fragmented_buffer(len: u64) -> (OwnedFd, Mapping) {
 #[test]
 fn watch_reports_what_compaction_moved_and_nothing_of_a_pinned_surface() {
     require_root();
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(MM_LOCK)
-        .unwrap();
-    lock.lock().unwrap();
+    let _lock = unimem_testkit::mm_lock();
     let _quiet = Knob::set(PROACTIVENESS, "0");
     let page = page_size();
     let len = 64 * MIB;
@@ -230,8 +225,9 @@ fn watch_reports_what_compaction_moved_and_nothing_of_a_pinned_surface() {
         pin_watch.ticks(2);
         let after = all_present(me, va, len);
         let pinned_after = all_present(pinned.pid(), pinned.va(), pinned.len());
-        // One more reading each, after the reference's.
-        free_watch.ticks(1);
+        // One more reading each after the reference's, with every page
+        // present, so no move the reference saw is still in flight.
+        free_watch.ticks_until_all_present(len / page, 50);
         pin_watch.ticks(1);
         let (free_ticks, free_summary) = free_watch.interrupt();
         let (pin_ticks, pin_summary) = pin_watch.interrupt();

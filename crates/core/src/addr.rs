@@ -22,6 +22,100 @@ pub struct PhysAddr(pub u64);
 #[serde(transparent)]
 pub struct DmaAddr(pub u64);
 
+/// The address a map segment starts at, typed by the map's address space:
+/// a [`PhysAddr`] in a map of [`AddressKind::Physical`] addresses (Linux
+/// pagemap), a [`DmaAddr`] in a map of IOVAs or unresolved DMA addresses
+/// (the DEXT). A map refuses a segment of the other kind, so an IOVA can
+/// never pass for a physical address.
+///
+/// ```
+/// use unimem_core::addr::{AddressKind, DmaAddr, PhysAddr, SegmentAddr};
+/// let a = SegmentAddr::of(AddressKind::Iova, 0x8000_0000);
+/// assert_eq!(a, SegmentAddr::Dma(DmaAddr(0x8000_0000)));
+/// assert_eq!(a.phys(), None);
+/// assert_eq!(SegmentAddr::of(AddressKind::Physical, 0x1000).phys(), Some(PhysAddr(0x1000)));
+/// ```
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(untagged)]
+pub enum SegmentAddr {
+    /// A CPU physical address.
+    Phys(PhysAddr),
+    /// A device (DMA) address: an IOVA, or the DMA mapper's.
+    Dma(DmaAddr),
+}
+
+impl SegmentAddr {
+    /// `raw` as an address of `kind`'s space.
+    pub const fn of(kind: AddressKind, raw: u64) -> Self {
+        match kind {
+            AddressKind::Physical => SegmentAddr::Phys(PhysAddr(raw)),
+            AddressKind::Iova | AddressKind::DmaUnresolved => SegmentAddr::Dma(DmaAddr(raw)),
+        }
+    }
+
+    /// The address as a number, whatever its space.
+    pub const fn get(self) -> u64 {
+        match self {
+            SegmentAddr::Phys(PhysAddr(a)) | SegmentAddr::Dma(DmaAddr(a)) => a,
+        }
+    }
+
+    /// The physical address, if this is one.
+    pub const fn phys(self) -> Option<PhysAddr> {
+        match self {
+            SegmentAddr::Phys(p) => Some(p),
+            SegmentAddr::Dma(_) => None,
+        }
+    }
+
+    /// The device address, if this is one.
+    pub const fn dma(self) -> Option<DmaAddr> {
+        match self {
+            SegmentAddr::Dma(d) => Some(d),
+            SegmentAddr::Phys(_) => None,
+        }
+    }
+
+    /// Whether it belongs to `kind`'s address space.
+    pub const fn is_of(self, kind: AddressKind) -> bool {
+        matches!(
+            (self, kind),
+            (SegmentAddr::Phys(_), AddressKind::Physical)
+                | (
+                    SegmentAddr::Dma(_),
+                    AddressKind::Iova | AddressKind::DmaUnresolved
+                )
+        )
+    }
+
+    /// The address `bytes` further on in the same space, or `None` past
+    /// the end of the 64-bit space.
+    pub const fn checked_add(self, bytes: u64) -> Option<Self> {
+        match self {
+            SegmentAddr::Phys(PhysAddr(a)) => match a.checked_add(bytes) {
+                Some(b) => Some(SegmentAddr::Phys(PhysAddr(b))),
+                None => None,
+            },
+            SegmentAddr::Dma(DmaAddr(a)) => match a.checked_add(bytes) {
+                Some(b) => Some(SegmentAddr::Dma(DmaAddr(b))),
+                None => None,
+            },
+        }
+    }
+}
+
+impl fmt::Display for SegmentAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.get())
+    }
+}
+
+impl fmt::LowerHex for SegmentAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::LowerHex::fmt(&self.get(), f)
+    }
+}
+
 /// A page frame number, in units of the base page size.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]

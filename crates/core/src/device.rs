@@ -12,6 +12,7 @@
 //! Every address sum is checked: a map may end at the top of the 64-bit
 //! space, and a boundary past the last address does not exist.
 
+use crate::addr::SegmentAddr;
 use crate::map::PaMap;
 use crate::size::human;
 use serde::Serialize;
@@ -255,7 +256,7 @@ pub fn verdict(map: &PaMap, c: &DeviceConstraints) -> DeviceVerdict {
         (Tally::default(), Tally::default(), Tally::default());
     let (mut split_size, mut split_boundary) = (Tally::default(), Tally::default());
     for seg in map.segments() {
-        let Some(address) = seg.address() else {
+        let Some(address) = seg.address().map(SegmentAddr::get) else {
             continue;
         };
         map_segments += 1;
@@ -417,7 +418,7 @@ mod tests {
         let total = segs.iter().map(|s| s.1).sum();
         let mut m = PaMap::new(AddressKind::Physical, PageSize::new(PAGE).unwrap(), total);
         for &(a, l) in segs {
-            m.push(l, Target::Address(a)).unwrap();
+            m.push(l, m.target(a)).unwrap();
         }
         m
     }
@@ -621,9 +622,9 @@ mod tests {
             PageSize::new(PAGE).unwrap(),
             3 * PAGE,
         );
-        m.push(PAGE, Target::Address(0x1000)).unwrap();
+        m.push(PAGE, Target::phys(0x1000)).unwrap();
         m.push(PAGE, Target::NotPresent).unwrap();
-        m.push(PAGE, Target::Address(0x9000)).unwrap();
+        m.push(PAGE, Target::phys(0x9000)).unwrap();
         let c = DeviceConstraints {
             max_segments: Some(2),
             ..Default::default()

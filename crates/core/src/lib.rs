@@ -23,5 +23,5 @@ pub mod size;
 pub mod svg;
 pub mod wire;
 
-pub use addr::{AddressKind, PageSize, Pfn, PhysAddr, VirtAddr};
+pub use addr::{AddressKind, DmaAddr, PageSize, Pfn, PhysAddr, SegmentAddr, VirtAddr};
 pub use map::{Coverage, PaMap, Segment, Target};

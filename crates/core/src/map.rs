@@ -5,14 +5,15 @@
 //! addresses continue each other, so a map's memory grows with the number of
 //! physically contiguous runs, not with the number of pages.
 
-use crate::addr::{AddressKind, PageSize};
+use crate::addr::{AddressKind, DmaAddr, PageSize, PhysAddr, SegmentAddr};
 use serde::Serialize;
 
 /// What backs one extent of the buffer.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Target {
-    /// Bytes backed by contiguous addresses starting here.
-    Address(u64),
+    /// Bytes backed by contiguous addresses starting here, of the map's
+    /// address space.
+    Address(SegmentAddr),
     /// Mapped, but no page is present (never touched, or dropped).
     NotPresent,
     /// Swapped out: no address until it is faulted back in.
@@ -22,6 +23,16 @@ pub enum Target {
 }
 
 impl Target {
+    /// Bytes at the physical address `raw`.
+    pub const fn phys(raw: u64) -> Target {
+        Target::Address(SegmentAddr::Phys(PhysAddr(raw)))
+    }
+
+    /// Bytes at the device (DMA) address `raw`.
+    pub const fn dma(raw: u64) -> Target {
+        Target::Address(SegmentAddr::Dma(DmaAddr(raw)))
+    }
+
     /// How the table and a [`Coverage::Gap`]'s `reason` call this kind of
     /// extent: "mapped", "not present", "swapped" or "unmapped".
     pub fn name(self) -> &'static str {
@@ -54,7 +65,7 @@ impl Segment {
     }
 
     /// The address of the extent's first byte; `None` for a hole.
-    pub fn address(&self) -> Option<u64> {
+    pub fn address(&self) -> Option<SegmentAddr> {
         match self.target {
             Target::Address(a) => Some(a),
             _ => None,
@@ -105,6 +116,17 @@ pub enum MapError {
         /// Buffer offset where the map ends, where it had to start.
         expected: u64,
     },
+    /// An address of another space than the map's (a physical address in
+    /// a map of IOVAs, say).
+    #[error("segment at offset {offset:#x} carries a {got} address in a map of {map} addresses")]
+    WrongKind {
+        /// Buffer offset of the extent.
+        offset: u64,
+        /// The kind of address the extent carries.
+        got: &'static str,
+        /// The map's kind.
+        map: &'static str,
+    },
     /// An extent of 0 bytes.
     #[error("segment at offset {offset:#x} has length 0")]
     Empty {
@@ -139,12 +161,12 @@ pub enum MapError {
 /// let page = PageSize::new(4096).unwrap();
 /// let mut map = PaMap::new(AddressKind::Physical, page, 4 * 4096);
 /// // Two pages at 0x10000 and 0x11000 continue each other: one segment.
-/// map.push(4096, Target::Address(0x10000)).unwrap();
-/// map.push(4096, Target::Address(0x11000)).unwrap();
+/// map.push(4096, Target::phys(0x10000)).unwrap();
+/// map.push(4096, Target::phys(0x11000)).unwrap();
 /// // A page elsewhere starts a new one.
-/// map.push(4096, Target::Address(0x80000)).unwrap();
+/// map.push(4096, Target::phys(0x80000)).unwrap();
 /// assert_eq!(map.address_segment_count(), 2);
-/// assert_eq!(map.lookup(4096 + 8), Some(0x11008));
+/// assert_eq!(map.lookup(4096 + 8).map(|a| a.get()), Some(0x11008));
 ///
 /// // The last page is not present: the map does not cover the buffer.
 /// map.push(4096, Target::NotPresent).unwrap();
@@ -154,7 +176,7 @@ pub enum MapError {
 /// );
 ///
 /// // Extents from a resolver must follow on exactly, and stay inside the buffer.
-/// assert!(map.push_at(0, 4096, Target::Address(0x1000)).is_err());
+/// assert!(map.push_at(0, 4096, Target::phys(0x1000)).is_err());
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PaMap {
@@ -197,6 +219,11 @@ impl PaMap {
         &self.segments
     }
 
+    /// `raw` as the target of an extent in this map's address space.
+    pub const fn target(&self, raw: u64) -> Target {
+        Target::Address(SegmentAddr::of(self.kind, raw))
+    }
+
     /// Extents that carry addresses, i.e. what a device may use.
     pub fn address_segments(&self) -> impl Iterator<Item = &Segment> + '_ {
         self.segments.iter().filter(|s| s.address().is_some())
@@ -234,6 +261,16 @@ impl PaMap {
             }
         }
         if let Target::Address(a) = target {
+            if !a.is_of(self.kind) {
+                return Err(MapError::WrongKind {
+                    offset,
+                    got: match a {
+                        SegmentAddr::Phys(_) => "physical",
+                        SegmentAddr::Dma(_) => "device (DMA)",
+                    },
+                    map: self.kind.name(),
+                });
+            }
             if a.checked_add(length).is_none() {
                 return Err(MapError::AddressOverflow { offset });
             }
@@ -312,19 +349,41 @@ impl PaMap {
     }
 
     /// The address of the byte at buffer offset `offset`, if it has one.
-    pub fn lookup(&self, offset: u64) -> Option<u64> {
+    pub fn lookup(&self, offset: u64) -> Option<SegmentAddr> {
         let i = self.segments.partition_point(|s| s.end() <= offset);
         let seg = self.segments.get(i)?;
         if seg.offset > offset {
             return None;
         }
-        seg.address().map(|a| a + (offset - seg.offset))
+        seg.address()?.checked_add(offset - seg.offset)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_map_refuses_addresses_of_another_space() {
+        let page = PageSize::new(4096).unwrap();
+        let mut dma = PaMap::new(AddressKind::DmaUnresolved, page, 2 * 4096);
+        let e = dma.push(4096, Target::phys(0x1000)).unwrap_err();
+        assert!(matches!(e, MapError::WrongKind { offset: 0, .. }), "{e}");
+        dma.push(4096, Target::dma(0x1000)).unwrap();
+        dma.push(4096, dma.target(0x2000)).unwrap();
+        assert_eq!(
+            dma.lookup(4096 + 8),
+            Some(SegmentAddr::Dma(DmaAddr(0x2008)))
+        );
+        assert_eq!(dma.lookup(0).and_then(SegmentAddr::phys), None);
+        let mut phys = PaMap::new(AddressKind::Physical, page, 4096);
+        assert!(phys.push(4096, Target::dma(0x1000)).is_err());
+        phys.push(4096, phys.target(0x1000)).unwrap();
+        assert_eq!(
+            phys.lookup(0).and_then(SegmentAddr::phys),
+            Some(PhysAddr(0x1000))
+        );
+    }
 
     fn map(total: u64) -> PaMap {
         PaMap::new(AddressKind::Physical, PageSize::new(4096).unwrap(), total)
@@ -334,7 +393,7 @@ mod tests {
     fn contiguous_pages_coalesce() {
         let mut m = map(4 * 4096);
         for a in [0x1000, 0x2000, 0x3000, 0x9000] {
-            m.push(4096, Target::Address(a)).unwrap();
+            m.push(4096, m.target(a)).unwrap();
         }
         assert_eq!(m.segments().len(), 2);
         assert_eq!(
@@ -342,32 +401,32 @@ mod tests {
             Segment {
                 offset: 0,
                 length: 3 * 4096,
-                target: Target::Address(0x1000)
+                target: Target::phys(0x1000)
             }
         );
         assert_eq!(m.segments()[1].offset, 3 * 4096);
         assert_eq!(m.coverage(), Coverage::Full);
-        assert_eq!(m.lookup(4096 + 5), Some(0x2005));
-        assert_eq!(m.lookup(3 * 4096), Some(0x9000));
-        assert_eq!(m.lookup(4 * 4096), None);
+        assert_eq!(m.lookup(4096 + 5).map(|a| a.get()), Some(0x2005));
+        assert_eq!(m.lookup(3 * 4096).map(|a| a.get()), Some(0x9000));
+        assert_eq!(m.lookup(4 * 4096).map(|a| a.get()), None);
     }
 
     #[test]
     fn descending_pages_do_not_coalesce() {
         let mut m = map(2 * 4096);
-        m.push(4096, Target::Address(0x2000)).unwrap();
-        m.push(4096, Target::Address(0x1000)).unwrap();
+        m.push(4096, Target::phys(0x2000)).unwrap();
+        m.push(4096, Target::phys(0x1000)).unwrap();
         assert_eq!(m.segments().len(), 2);
     }
 
     #[test]
     fn holes_coalesce_by_kind_and_report_as_gaps() {
         let mut m = map(5 * 4096);
-        m.push(4096, Target::Address(0x1000)).unwrap();
+        m.push(4096, Target::phys(0x1000)).unwrap();
         m.push(4096, Target::NotPresent).unwrap();
         m.push(4096, Target::NotPresent).unwrap();
         m.push(4096, Target::Swapped).unwrap();
-        m.push(4096, Target::Address(0x2000)).unwrap();
+        m.push(4096, Target::phys(0x2000)).unwrap();
         assert_eq!(m.segments().len(), 4);
         assert_eq!(m.address_segment_count(), 2);
         assert_eq!(
@@ -379,16 +438,16 @@ mod tests {
                 mapped: 8192
             }
         );
-        assert_eq!(m.lookup(4096), None);
+        assert_eq!(m.lookup(4096).map(|a| a.get()), None);
         // The page after the hole is not contiguous with the one before it
         // in buffer order, even though its address continues it.
-        assert_eq!(m.lookup(4 * 4096), Some(0x2000));
+        assert_eq!(m.lookup(4 * 4096).map(|a| a.get()), Some(0x2000));
     }
 
     #[test]
     fn short_map_is_a_gap() {
         let mut m = map(3 * 4096);
-        m.push(4096, Target::Address(0x1000)).unwrap();
+        m.push(4096, Target::phys(0x1000)).unwrap();
         assert_eq!(
             m.coverage(),
             Coverage::Gap {
@@ -404,32 +463,32 @@ mod tests {
     fn untrusted_segments_are_checked() {
         let mut m = map(2 * 4096);
         assert_eq!(
-            m.push_at(4096, 4096, Target::Address(0)),
+            m.push_at(4096, 4096, Target::phys(0)),
             Err(MapError::OutOfOrder {
                 offset: 4096,
                 expected: 0
             })
         );
         assert_eq!(
-            m.push_at(0, 0, Target::Address(0)),
+            m.push_at(0, 0, Target::phys(0)),
             Err(MapError::Empty { offset: 0 })
         );
         assert_eq!(
-            m.push_at(0, 3 * 4096, Target::Address(0)),
+            m.push_at(0, 3 * 4096, Target::phys(0)),
             Err(MapError::PastEnd {
                 offset: 0,
                 total: 8192
             })
         );
         assert_eq!(
-            m.push_at(0, u64::MAX, Target::Address(0)),
+            m.push_at(0, u64::MAX, Target::phys(0)),
             Err(MapError::PastEnd {
                 offset: 0,
                 total: 8192
             })
         );
         assert_eq!(
-            m.push_at(0, 4096, Target::Address(u64::MAX - 10)),
+            m.push_at(0, 4096, Target::phys(u64::MAX - 10)),
             Err(MapError::AddressOverflow { offset: 0 })
         );
         assert!(m.segments().is_empty());
@@ -438,12 +497,9 @@ mod tests {
     #[test]
     fn append_equals_pushing_each_extent() {
         let parts = [
-            vec![
-                (4096, Target::Address(0x1000)),
-                (8192, Target::Address(0x9000)),
-            ],
-            vec![(4096, Target::Address(0xb000)), (4096, Target::NotPresent)],
-            vec![(4096, Target::NotPresent), (4096, Target::Address(0x2000))],
+            vec![(4096, Target::phys(0x1000)), (8192, Target::phys(0x9000))],
+            vec![(4096, Target::phys(0xb000)), (4096, Target::NotPresent)],
+            vec![(4096, Target::NotPresent), (4096, Target::phys(0x2000))],
         ];
         let mut pushed = map(9 * 4096);
         let mut appended = map(9 * 4096);
@@ -460,7 +516,7 @@ mod tests {
         assert_eq!(appended.segments()[1].length, 3 * 4096);
         let mut small = map(4096);
         let mut part = map(2 * 4096);
-        part.push(2 * 4096, Target::Address(0)).unwrap();
+        part.push(2 * 4096, Target::phys(0)).unwrap();
         assert!(small.append(&part).is_err());
     }
 }

@@ -4,6 +4,7 @@
 //! node or none ("unknown": the kernel would not say). The map itself and
 //! the wire format carry no node: this is computed next to them.
 
+use crate::addr::SegmentAddr;
 use crate::map::PaMap;
 use serde::{Serialize, Serializer};
 
@@ -76,7 +77,7 @@ pub fn split_by_node(map: &PaMap, runs: &[NodeRun]) -> Vec<NodeSegment> {
     let mut out: Vec<NodeSegment> = Vec::new();
     let mut r = 0;
     for seg in map.segments() {
-        let Some(address) = seg.address() else {
+        let Some(address) = seg.address().map(SegmentAddr::get) else {
             continue;
         };
         let mut at = seg.offset;
@@ -144,9 +145,9 @@ mod tests {
             PageSize::new(4096).unwrap(),
             5 * 4096,
         );
-        m.push(3 * 4096, Target::Address(0x10000)).unwrap();
+        m.push(3 * 4096, Target::phys(0x10000)).unwrap();
         m.push(4096, Target::NotPresent).unwrap();
-        m.push(4096, Target::Address(0x90000)).unwrap();
+        m.push(4096, Target::phys(0x90000)).unwrap();
         let runs = runs_of(&[
             Node(Some(0)),
             Node(Some(1)),
@@ -198,8 +199,8 @@ mod tests {
             PageSize::new(2 << 20).unwrap(),
             6 << 20,
         );
-        m.push(4 << 20, Target::Address(0x4000_0000)).unwrap();
-        m.push(2 << 20, Target::Address(0x1000_0000)).unwrap();
+        m.push(4 << 20, Target::phys(0x4000_0000)).unwrap();
+        m.push(2 << 20, Target::phys(0x1000_0000)).unwrap();
         let runs = vec![NodeRun {
             offset: 0,
             length: 6 << 20,

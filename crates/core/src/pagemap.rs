@@ -20,6 +20,7 @@
 //! CAP_SYS_ADMIN. A present page with PFN 0 is therefore "hidden", a state
 //! of its own: it must never be reported as physical address 0.
 
+use crate::addr::SegmentAddr;
 use crate::addr::{PageSize, Pfn};
 use crate::map::{MapError, PaMap, Target};
 
@@ -178,7 +179,7 @@ pub fn feed_words(
             let pfn = w & PFN_MASK;
             if w & PRESENT != 0 && pfn != 0 && total - offset.min(total) >= page {
                 if let (Some(next), Some(pa)) = (a.checked_add(*l), pfn.checked_mul(page)) {
-                    if pa == next && pa.checked_add(page).is_some() {
+                    if pa == next.get() && pa.checked_add(page).is_some() {
                         *l += page;
                         offset += page;
                         continue;
@@ -189,7 +190,7 @@ pub fn feed_words(
         let len = page.min(total - offset.min(total));
         let target = match Entry(w).state() {
             PageState::Present(pfn) => match pfn.to_phys(base) {
-                Some(pa) => Target::Address(pa.0),
+                Some(pa) => Target::Address(SegmentAddr::Phys(pa)),
                 None => {
                     flush(map, run)?;
                     return Err(FeedError::BadPfn { offset, pfn: pfn.0 });
@@ -307,12 +308,12 @@ mod tests {
                 Segment {
                     offset: 0,
                     length: 3 * 4096,
-                    target: Target::Address(0x100000)
+                    target: Target::phys(0x100000)
                 },
                 Segment {
                     offset: 3 * 4096,
                     length: 4096,
-                    target: Target::Address(0x80000)
+                    target: Target::phys(0x80000)
                 },
             ]
         );
@@ -333,7 +334,7 @@ mod tests {
         let t: Vec<_> = m.segments().iter().map(|s| s.target).collect();
         assert_eq!(
             t,
-            [Target::NotPresent, Target::Swapped, Target::Address(0x1000)]
+            [Target::NotPresent, Target::Swapped, Target::phys(0x1000)]
         );
     }
 
@@ -393,7 +394,7 @@ mod tests {
                 let off = slow.filled_to();
                 let len = 4096u64.min(total - off.min(total));
                 let t = match Entry(w).state() {
-                    PageState::Present(p) => Target::Address(p.0 * 4096),
+                    PageState::Present(p) => Target::phys(p.0 * 4096),
                     PageState::Swapped { .. } => Target::Swapped,
                     PageState::NotPresent => Target::NotPresent,
                     PageState::Hidden => unreachable!(),

@@ -17,6 +17,7 @@
 //! the seed's width, so columns stay aligned for any map. An IOVA map is
 //! titled and headed as such: it never says "Phys Addr".
 
+use crate::addr::SegmentAddr;
 use crate::map::{PaMap, Segment, Target};
 use crate::pattern::Verification;
 use crate::size::human;
@@ -41,6 +42,7 @@ fn widths(map: &PaMap) -> Widths {
         .segments()
         .iter()
         .filter_map(Segment::address)
+        .map(SegmentAddr::get)
         .max()
         .unwrap_or(0);
     let max_len = map.segments().iter().map(|s| s.length).max().unwrap_or(0);
@@ -275,8 +277,8 @@ fn hex(bytes: &[u8]) -> String {
 /// (a map with a hole lists only the segments that have addresses).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct JsonSegment {
-    /// First address of the run.
-    pub address: u64,
+    /// First address of the run (a JSON number).
+    pub address: SegmentAddr,
     /// Bytes in the run.
     pub length: u64,
     /// Buffer offset of its first byte.
@@ -308,7 +310,7 @@ mod tests {
         // The seed's example: four 16 KiB pages, each its own segment
         // (pushed out of order so they do not coalesce).
         for a in [0x800100000u64, 0x800104000, 0x800108000, 0x80010c000] {
-            m.push(16384, Target::Address(a)).unwrap();
+            m.push(16384, m.target(a)).unwrap();
         }
         m
     }
@@ -320,7 +322,7 @@ mod tests {
         // same columns instead, and compare with the seed's layout.
         let mut m = PaMap::new(AddressKind::Physical, PageSize::new(16384).unwrap(), 65536);
         for a in [0x800100000u64, 0x800108000, 0x800104000, 0x80010c000] {
-            m.push(16384, Target::Address(a)).unwrap();
+            m.push(16384, m.target(a)).unwrap();
         }
         let expected = "\
 === Physical Address Map ===
@@ -358,8 +360,7 @@ Total mapped: 65536 bytes (4 pages)
     #[test]
     fn wide_values_keep_columns_aligned() {
         let mut m = PaMap::new(AddressKind::Physical, PageSize::new(4096).unwrap(), 1 << 30);
-        m.push(1 << 30, Target::Address(0x1_0000_0000_0000))
-            .unwrap();
+        m.push(1 << 30, Target::phys(0x1_0000_0000_0000)).unwrap();
         let out = render_map(&m, false);
         let lines: Vec<&str> = out.lines().collect();
         let head = lines.iter().find(|l| l.starts_with("Seg#")).unwrap();
@@ -375,7 +376,7 @@ Total mapped: 65536 bytes (4 pages)
     #[test]
     fn iova_is_never_called_physical() {
         let mut m = PaMap::new(AddressKind::Iova, PageSize::new(16384).unwrap(), 16384);
-        m.push(16384, Target::Address(0x4000)).unwrap();
+        m.push(16384, Target::dma(0x4000)).unwrap();
         let out = render_map(&m, false);
         assert!(!out.contains("Phys"), "{out}");
         assert!(out.contains("IOVA"), "{out}");
@@ -389,7 +390,7 @@ Total mapped: 65536 bytes (4 pages)
             100 * 8192,
         );
         for i in 0..100u64 {
-            m.push(8192, Target::Address(0x100000 * (i + 1))).unwrap();
+            m.push(8192, Target::phys(0x100000 * (i + 1))).unwrap();
         }
         let out = render_map(&m, false);
         assert!(out.contains("... 68 rows not shown"), "{out}");
@@ -412,9 +413,9 @@ Total mapped: 65536 bytes (4 pages)
             PageSize::new(4096).unwrap(),
             3 * 4096,
         );
-        m.push(4096, Target::Address(0x1000)).unwrap();
+        m.push(4096, Target::phys(0x1000)).unwrap();
         m.push(4096, Target::Unmapped).unwrap();
-        m.push(4096, Target::Address(0x5000)).unwrap();
+        m.push(4096, Target::phys(0x5000)).unwrap();
         let out = render_map(&m, false);
         assert!(out.contains("\n-        (unmapped)"), "{out}");
         assert!(out.contains("\n1        0x0000000005000"), "{out}");

@@ -10,7 +10,7 @@
 //!
 //! An IOVA or unresolved DMA map never calls its addresses physical.
 
-use crate::addr::AddressKind;
+use crate::addr::{AddressKind, SegmentAddr};
 use crate::map::PaMap;
 use crate::report::summary;
 use crate::size::human;
@@ -209,10 +209,13 @@ pub fn render(p: &Picture<'_>) -> String {
     );
 
     let addressed: Vec<_> = map.address_segments().copied().collect();
-    let lowest = addressed.iter().filter_map(|s| s.address()).min();
+    let lowest = addressed
+        .iter()
+        .filter_map(|s| s.address().map(SegmentAddr::get))
+        .min();
     let highest = addressed
         .iter()
-        .filter_map(|s| s.address().map(|a| a + s.length))
+        .filter_map(|s| s.address().map(|a| a.get() + s.length))
         .max();
 
     // 1. The whole RAM, when known, with the buffer on it.
@@ -388,7 +391,7 @@ fn segments_by_offset(
 ) {
     let mut bins = Bins::new(lo, hi);
     for s in segments {
-        if let Some(a) = s.address() {
+        if let Some(a) = s.address().map(SegmentAddr::get) {
             bins.add(a, s.length, s.offset as f64, true);
         }
     }

@@ -51,9 +51,9 @@ fn picture(map: &PaMap, ram: Option<Vec<(u64, u64)>>) -> String {
 /// Three runs far apart, pushed in buffer order: 64 KiB, 64 KiB, 1 MiB.
 fn scattered(kind: AddressKind) -> PaMap {
     let mut m = PaMap::new(kind, PageSize::new(PAGE).unwrap(), (128 << 10) + (1 << 20));
-    m.push(64 << 10, Target::Address(0x1000_0000)).unwrap();
-    m.push(64 << 10, Target::Address(0x1800_0000)).unwrap();
-    m.push(1 << 20, Target::Address(0x3000_0000)).unwrap();
+    m.push(64 << 10, m.target(0x1000_0000)).unwrap();
+    m.push(64 << 10, m.target(0x1800_0000)).unwrap();
+    m.push(1 << 20, m.target(0x3000_0000)).unwrap();
     m
 }
 
@@ -104,11 +104,11 @@ fn buffer_strip_colours_by_run_length_and_leaves_holes_empty() {
     let total = (16 * PAGE) + (1 << 20) + (4 << 20);
     let mut m = PaMap::new(AddressKind::Physical, PageSize::new(PAGE).unwrap(), total);
     for i in 0..16u64 {
-        m.push(PAGE, Target::Address(0x4000_0000 + i * 2 * PAGE))
+        m.push(PAGE, Target::phys(0x4000_0000 + i * 2 * PAGE))
             .unwrap();
     }
     m.push(1 << 20, Target::NotPresent).unwrap();
-    m.push(4 << 20, Target::Address(0x8000_0000)).unwrap();
+    m.push(4 << 20, Target::phys(0x8000_0000)).unwrap();
     let img = Rendered::new(&picture(&m, None));
     let short = img.at(BUFFER_STRIP, 0, total, 8 * PAGE);
     let hole = img.at(BUFFER_STRIP, 0, total, 16 * PAGE + (512 << 10));
@@ -151,7 +151,7 @@ fn a_fragmented_gigabyte_stays_small() {
     );
     for i in 0..pages {
         let frame = (i * 7919) % (2 * pages);
-        m.push(PAGE, Target::Address(0x1_0000_0000 + frame * PAGE))
+        m.push(PAGE, Target::phys(0x1_0000_0000 + frame * PAGE))
             .unwrap();
     }
     assert_eq!(m.address_segment_count(), pages as usize);

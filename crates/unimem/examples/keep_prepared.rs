@@ -79,7 +79,7 @@ mod linux {
             println!(
                 "  offset {:#09x}  address {:#015x}  {} bytes",
                 s.offset,
-                s.address().unwrap_or(0),
+                s.address().map_or(0, |a| a.get()),
                 s.length
             );
         }

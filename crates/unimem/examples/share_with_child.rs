@@ -93,7 +93,7 @@ mod linux {
                     "child: {} segments of {} address(es), first at {:#x}",
                     prepared.map.segments().len(),
                     prepared.map.kind().name(),
-                    prepared.map.lookup(0).unwrap_or(0)
+                    prepared.map.lookup(0).map_or(0, |a| a.get())
                 );
             }
             Err(e) => println!("child: no addresses without root ({e})"),

@@ -124,7 +124,7 @@ fn split_by_flags(
     };
     let mut rows: Vec<FlaggedSegment> = Vec::new();
     for seg in map.segments() {
-        let (Target::Address(addr), Some(kpf)) = (seg.target, kpf.as_ref()) else {
+        let (Target::Address(start), Some(kpf)) = (seg.target, kpf.as_ref()) else {
             rows.push(FlaggedSegment {
                 offset: seg.offset,
                 length: seg.length,
@@ -139,13 +139,13 @@ fn split_by_flags(
         let row_of = |r: FlagRow| FlaggedSegment {
             offset: seg.offset + r.first * base,
             length: r.pages * base,
-            target: Target::Address(addr + r.first * base),
+            target: Target::Address(start.checked_add(r.first * base).unwrap_or(start)),
             flags: r.flags,
             mapping: path_at(seg.offset + r.first * base),
         };
         let mut splitter = RowSplitter::new(raw);
         let mut last_mapping = None;
-        kpf.for_each(Pfn(addr / base), seg.length / base, |i, flags| {
+        kpf.for_each(Pfn(start.get() / base), seg.length / base, |i, flags| {
             let mapping = path_at(seg.offset + i * base);
             let boundary = i > 0 && last_mapping != Some(mapping.clone());
             last_mapping = Some(mapping);

@@ -20,19 +20,10 @@ use unimem::pin::Pin;
 use unimem::surface::{Backing, Surface};
 
 const MIB: u64 = 1 << 20;
-const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
+use unimem_testkit::mm_lock;
 
 fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests read PFNs and pin memory: run them as root"
-    );
-}
-
-fn mm_lock() -> File {
-    let lock = File::create(MM_LOCK).unwrap();
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
-    lock
+    unimem_testkit::require_root("these tests read PFNs and pin memory");
 }
 
 fn base() -> PageSize {
@@ -61,7 +52,11 @@ fn assert_matches_own_read(map: &PaMap, va: u64, len: u64, what: &str) {
     let own = own_addresses(va, len);
     let page = base().bytes();
     for (i, a) in own.iter().enumerate() {
-        assert_eq!(map.lookup(i as u64 * page), *a, "{what}: page {i}");
+        assert_eq!(
+            map.lookup(i as u64 * page).map(|x| x.get()),
+            *a,
+            "{what}: page {i}"
+        );
     }
 }
 
@@ -206,7 +201,7 @@ fn thp_scan_equals_the_full_read() {
     let huge = 2 * MIB;
     let huge_bytes: u64 = fast
         .address_segments()
-        .filter(|seg| seg.address().unwrap() % huge == 0 && seg.length >= huge)
+        .filter(|seg| seg.address().unwrap().get() % huge == 0 && seg.length >= huge)
         .map(|seg| seg.length)
         .sum();
     assert!(

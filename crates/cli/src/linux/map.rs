@@ -215,7 +215,7 @@ struct RowJson<'a> {
     virtual_address: u64,
     offset: u64,
     /// `null` for holes.
-    address: Option<u64>,
+    address: Option<unimem_core::SegmentAddr>,
     length: u64,
     state: &'static str,
     /// What every page of the row has, named as page-types names them.

@@ -251,7 +251,6 @@ impl<'a> ProbeJson<'a> {
 mod tests {
     use super::*;
     use unimem_core::addr::{AddressKind, PageSize};
-    use unimem_core::map::Target;
     use unimem_core::pattern::Pattern;
 
     /// Four scattered pages, as a DEXT could return them.
@@ -264,7 +263,7 @@ mod tests {
             0x8_0010_8000,
             0x8_0050_c000,
         ] {
-            map.push(16384, Target::Address(a)).unwrap();
+            map.push(16384, map.target(a)).unwrap();
         }
         map
     }

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
@@ -27,10 +27,7 @@ pub fn stderr(o: &Output) -> String {
 
 /// These tests read PFNs and change sysctls: they need root, and say so.
 pub fn require_root() {
-    let uid = std::fs::metadata("/proc/self")
-        .expect("stat /proc/self")
-        .uid();
-    assert_eq!(uid, 0, "this test needs root (PFNs in pagemap need CAP_SYS_ADMIN): run ./test.sh as root, as CI does");
+    unimem_testkit::require_root("PFNs in pagemap need CAP_SYS_ADMIN, and sysctls need root");
 }
 
 /// A copy of the binary in a directory every user may enter, for runs as

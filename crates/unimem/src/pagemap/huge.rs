@@ -92,7 +92,7 @@ fn heads_into(
         };
         match fits {
             Some(pa) => map
-                .push(n, Target::Address(pa))
+                .push(n, Target::phys(pa))
                 .map_err(|e| Error::new(crate::error::ErrorKind::Protocol, e.to_string()))?,
             // Not a present head: read this huge page entry by entry.
             None => pm.feed_range(map, VirtAddr(at), n, buf, origin + (at - va.0))?,

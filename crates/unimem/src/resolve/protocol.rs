@@ -17,7 +17,7 @@ use std::os::fd::BorrowedFd;
 
 use unimem_core::addr::{AddressKind, PageSize};
 use unimem_core::checksum::ALGORITHM_FNV1A64_WORDS;
-use unimem_core::map::{PaMap, Target};
+use unimem_core::map::PaMap;
 use unimem_core::wire::{self, selector, Reply, Request, SegmentBatch, ServerInfo};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -370,7 +370,7 @@ impl<T: Transport> ProtocolClient<T> {
                         self.transport.peer()
                     )));
                 }
-                map.push_at(base + offset, len, Target::Address(address))
+                map.push_at(base + offset, len, map.target(address))
                     .map_err(|e| {
                         protocol(format!("bad segment from {}: {e}", self.transport.peer()))
                     })?;
@@ -728,8 +728,8 @@ pub(crate) mod tests {
         assert_eq!(p.handle, 7);
         assert_eq!(p.map.kind(), AddressKind::DmaUnresolved);
         assert_eq!(p.map.mapped_bytes(), 5 * PAGE);
-        assert_eq!(p.map.lookup(0), Some(0x10000));
-        assert_eq!(p.map.lookup(2 * PAGE + 5), Some(0x34005));
+        assert_eq!(p.map.lookup(0).map(|a| a.get()), Some(0x10000));
+        assert_eq!(p.map.lookup(2 * PAGE + 5).map(|a| a.get()), Some(0x34005));
         assert_eq!(c.checksum(7, 0, 64).unwrap(), 0xfeed);
         assert_eq!(c.complete(7).unwrap(), 5 * PAGE);
     }
@@ -859,7 +859,7 @@ pub(crate) mod tests {
             .map
             .segments()
             .iter()
-            .map(|s| (s.offset, s.length, s.address()))
+            .map(|s| (s.offset, s.length, s.address().map(|a| a.get())))
             .collect();
         assert_eq!(
             extents,

@@ -182,7 +182,7 @@ pub fn verify_unchanged(
             }
             let expected = segs
                 .get(seg)
-                .and_then(|s| Some(s.address()? + (off - s.offset)))
+                .and_then(|s| Some(s.address()?.get() + (off - s.offset)))
                 .map(|a| a / page);
             let mut now = (w & PRESENT != 0).then_some(w & PFN_MASK);
             if now.is_none() {

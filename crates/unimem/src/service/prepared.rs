@@ -263,7 +263,9 @@ impl PreparedRange {
                 break;
             }
             // The map has no holes (checked at prepare).
-            let Some(addr) = s.address() else { break };
+            let Some(addr) = s.address().map(|a| a.get()) else {
+                break;
+            };
             let skip = next - s.offset;
             out.push((addr + skip, s.length - skip));
             next = s.end();

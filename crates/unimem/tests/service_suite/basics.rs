@@ -29,7 +29,7 @@ fn assert_map_matches(pid: u32, va: u64, map: &unimem::core::PaMap) {
     for (i, addr) in own.iter().enumerate() {
         let off = i as u64 * page;
         assert_eq!(
-            map.lookup(off),
+            map.lookup(off).map(|x| x.get()),
             *addr,
             "page {i} (offset {off:#x}): service says {:?}, pagemap of pid {pid} says {addr:?}",
             map.lookup(off)
@@ -124,7 +124,7 @@ fn child_client() {
                     "SEG {} {} {}",
                     s.offset,
                     s.length,
-                    s.address().unwrap_or(0)
+                    s.address().map_or(0, |a| a.get())
                 ));
             }
             say("READY");
@@ -167,7 +167,7 @@ fn unprivileged_client_gets_addresses_matching_independent_pagemap() {
             break;
         }
         let p: Vec<u64> = l.split(' ').skip(1).map(|x| x.parse().unwrap()).collect();
-        map.push_at(p[0], p[1], unimem::core::Target::Address(p[2]))
+        map.push_at(p[0], p[1], unimem::core::Target::phys(p[2]))
             .unwrap();
     }
     // The child cannot see PFNs itself (pagemap hides them from uid 65534),

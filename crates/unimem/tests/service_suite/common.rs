@@ -13,11 +13,7 @@ use unimem::service::{Config, Limits, Policy, Service, ServiceHandle};
 
 /// Fails (never skips) when not root: the service must read PFNs.
 pub fn require_root() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "the service tests need root (the service reads PFNs from pagemap and pins memory): \
-         run `sudo -E cargo test` or run the suite as root"
-    );
+    unimem_testkit::require_root("the service reads PFNs from pagemap and pins memory");
 }
 
 /// A fresh directory for a socket, owned by root, mode 0755, removed on drop.

@@ -14,8 +14,9 @@ use unimem::resolve::service::ServiceClient;
 use unimem::service::{Limits, Policy};
 
 const MIB: u64 = 1 << 20;
-/// Lock file shared by every test that compacts memory or changes mm sysctls.
-pub const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
+use unimem_testkit::{mm_lock, Knob};
+
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
 fn memfd_mapping(len: u64) -> (OwnedFd, Mapping) {
     let fd = unsealed_memfd(len);
@@ -31,8 +32,7 @@ fn moved(a: &[Option<u64>], b: &[Option<u64>]) -> usize {
 #[test]
 fn pinned_pages_keep_their_addresses_across_compaction() {
     require_root();
-    let lock = std::fs::File::create(MM_LOCK).unwrap();
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    let _lock = mm_lock();
 
     let svc = start(Policy::default(), Limits::default());
     let len = 256 * MIB;
@@ -80,7 +80,7 @@ fn pinned_pages_keep_their_addresses_across_compaction() {
         let pinned_before = stable_addresses(pid, pinned.addr().0, len);
         for (i, a) in pinned_before.iter().enumerate() {
             assert_eq!(
-                map.lookup((i * page) as u64),
+                map.lookup((i * page) as u64).map(|x| x.get()),
                 *a,
                 "service map vs pagemap at page {i}"
             );
@@ -116,28 +116,12 @@ fn pinned_pages_keep_their_addresses_across_compaction() {
     );
 }
 
-/// Restores `nr_hugepages` when dropped.
-struct HugePool {
-    old: String,
-}
-
-impl Drop for HugePool {
-    fn drop(&mut self) {
-        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", &self.old);
-    }
-}
-
 #[test]
 fn hugetlb_surfaces_resolve_in_huge_pages() {
     require_root();
-    let lock = std::fs::File::create(MM_LOCK).unwrap();
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
-    let old = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap();
-    let _restore = HugePool {
-        old: old.trim().to_string(),
-    };
-    let n: u64 = old.trim().parse().unwrap();
-    std::fs::write("/proc/sys/vm/nr_hugepages", (n + 8).to_string()).unwrap();
+    let _lock = mm_lock();
+    let n: u64 = Knob::current(NR_HUGEPAGES.as_ref()).parse().unwrap();
+    let _pool = Knob::set(NR_HUGEPAGES, &(n + 8).to_string());
 
     let svc = start(Policy::default(), Limits::default());
     let mut r = unimem::resolve::ServiceResolver::connect(&svc.socket).unwrap();
@@ -158,7 +142,7 @@ fn hugetlb_surfaces_resolve_in_huge_pages() {
         "the service must report the huge page size"
     );
     for s in map.address_segments() {
-        let a = s.address().unwrap();
+        let a = s.address().unwrap().get();
         assert!(
             a % huge == 0 && s.length % huge == 0,
             "segment {s:?} not huge-page aligned"
@@ -167,7 +151,11 @@ fn hugetlb_surfaces_resolve_in_huge_pages() {
     let own = stable_addresses(std::process::id(), out.surface.addr().0, out.surface.len());
     let page = rustix::param::page_size();
     for (i, a) in own.iter().enumerate() {
-        assert_eq!(map.lookup((i * page) as u64), *a, "page {i}");
+        assert_eq!(
+            map.lookup((i * page) as u64).map(|x| x.get()),
+            *a,
+            "page {i}"
+        );
     }
     drop(out);
     assert_eq!(svc.handle.stats().pinned_bytes, 0);

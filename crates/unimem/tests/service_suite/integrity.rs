@@ -185,7 +185,9 @@ fn the_addresses_are_checked_against_an_independent_reading_after_rewrite() {
     let m = unimem::mapping::Mapping::shared(&fd, 0, len as usize).unwrap();
     m.advise(unimem::mapping::Advice::PopulateWrite).unwrap();
     let now = stable_addresses(std::process::id(), m.addr().0, len);
-    let old: Vec<Option<u64>> = (0..PAGES).map(|i| old.lookup(i * ps)).collect();
+    let old: Vec<Option<u64>> = (0..PAGES)
+        .map(|i| old.lookup(i * ps).map(|x| x.get()))
+        .collect();
     assert!(
         now.iter().zip(&old).all(|(n, o)| n != o),
         "the rewritten file kept a pinned frame: {now:x?} vs {old:x?}"
@@ -194,7 +196,9 @@ fn the_addresses_are_checked_against_an_independent_reading_after_rewrite() {
     assert_eq!(e.kind(), ErrorKind::SurfaceChanged, "{e}");
     // Prepared again, the new frames are what the service describes.
     let (_, fresh) = c.prepare(fd.as_fd(), 0, len).unwrap();
-    let fresh: Vec<Option<u64>> = (0..PAGES).map(|i| fresh.lookup(i * ps)).collect();
+    let fresh: Vec<Option<u64>> = (0..PAGES)
+        .map(|i| fresh.lookup(i * ps).map(|x| x.get()))
+        .collect();
     assert_eq!(fresh, now);
 }
 
@@ -264,27 +268,16 @@ fn a_surface_sealed_against_writing_is_not_resolved_writable() {
     assert_eq!(svc.handle.stats().pinned_bytes, 0);
 }
 
-/// Lock file shared by every test that changes mm sysctls.
-const MM_LOCK: &str = "/tmp/unimem-mm-tests.lock";
-
-/// Puts `nr_hugepages` back on drop.
-struct HugePool(String);
-
-impl Drop for HugePool {
-    fn drop(&mut self) {
-        let _ = std::fs::write("/proc/sys/vm/nr_hugepages", &self.0);
-    }
-}
+const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
 
 #[test]
 fn hugetlb_surfaces_need_every_huge_page_and_report_punched_ones() {
     require_root();
-    let lock = std::fs::File::create(MM_LOCK).unwrap();
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
-    let old = std::fs::read_to_string("/proc/sys/vm/nr_hugepages").unwrap();
-    let _restore = HugePool(old.trim().to_string());
-    let n: u64 = old.trim().parse().unwrap();
-    std::fs::write("/proc/sys/vm/nr_hugepages", (n + 8).to_string()).unwrap();
+    let _lock = unimem_testkit::mm_lock();
+    let n: u64 = unimem_testkit::Knob::current(NR_HUGEPAGES.as_ref())
+        .parse()
+        .unwrap();
+    let _pool = unimem_testkit::Knob::set(NR_HUGEPAGES, &(n + 8).to_string());
     let huge = unimem::system::default_huge_page_size().expect("hugetlb support");
     let len = 4 * huge;
 

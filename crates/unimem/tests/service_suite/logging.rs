@@ -63,8 +63,7 @@ fn child_connect_many() {
 
 #[test]
 fn twenty_thousand_refused_connections_give_a_bounded_number_of_lines() {
-    // The logger is the process's: another test's service refusing
-    // meanwhile would add lines this test counts.
+    // The log is process-wide: no other test's refusals may land in it.
     let _alone = alone();
     log::set_logger(&Keep).unwrap();
     log::set_max_level(log::LevelFilter::Trace);
