@@ -19,7 +19,7 @@ use unimem::core::pattern::Pattern;
 use unimem::core::{Coverage, PageSize, VirtAddr};
 use unimem::mapping::Mapping;
 use unimem::pagemap::Pagemap;
-use unimem::pin::Pin;
+use unimem::pin::PinTable;
 use unimem::resolve::service::ServiceClient;
 use unimem::surface::{Backing, Surface};
 
@@ -85,7 +85,7 @@ impl Method {
             Method::Procfs => "procfs 0.18 PageMap::get_range_info over the whole range",
             Method::PageTypes => "the kernel's tools/mm/page-types -p PID -a RANGE -l -N",
             Method::Service => "unimem service over its socket: prepare + all segments + complete",
-            Method::Pin => "io_uring buffer register + unregister (FOLL_LONGTERM pin) alone",
+            Method::Pin => "io_uring buffer register + unregister (FOLL_LONGTERM pin) alone, on a ring made before",
             Method::Map => {
                 "what the service pays for its own mapping: mmap + MADV_POPULATE_READ (munmap after the reply)"
             }
@@ -145,6 +145,9 @@ pub struct Fixture<'a> {
     procfs: procfs::process::PageMap,
     limit_buf: Vec<u8>,
     pin_mapping: Mapping,
+    /// The ring the `pin` anchor registers on, made once: a service
+    /// connection keeps one the same way.
+    pin_table: PinTable,
     page_types: Option<std::path::PathBuf>,
     /// Whether the buffer holds the pattern (verify needs it).
     filled: bool,
@@ -184,6 +187,7 @@ impl<'a> Fixture<'a> {
             procfs: procfs::process::Process::myself()?.pagemap()?,
             limit_buf,
             pin_mapping,
+            pin_table: PinTable::new((len as usize).div_ceil(unimem::pin::MAX_IOVEC) as u32)?,
             page_types: page_types.map(Path::to_path_buf),
             filled: false,
             pattern: Pattern::new(page_size, 0x5eed_0000_0000_0001),
@@ -378,7 +382,7 @@ impl<'a> Fixture<'a> {
 
     fn pin(&mut self) -> Res<Sample> {
         let t = Instant::now();
-        let pin = Pin::new(&self.pin_mapping)?;
+        let pin = self.pin_table.pin(&self.pin_mapping)?;
         pin.release()?;
         Ok(Sample::timed(t.elapsed()))
     }

@@ -16,7 +16,16 @@
 //! released with an explicit `IORING_UNREGISTER_BUFFERS` before the ring
 //! closes, because ring teardown is asynchronous and would leave the pages
 //! accounted as pinned for a while after the fd is closed.
+//!
+//! A one-off [`Pin::new`] creates a ring of its own. A process that pins
+//! and unpins often (the service, one connection after another range)
+//! keeps a [`PinTable`] instead: one ring with a sparse table of buffer
+//! slots, where a pin fills free slots and its release empties them again.
 #![allow(unsafe_code)]
+
+mod table;
+
+pub use table::{PinTable, MAX_SLOTS};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::mapping::Mapping;
@@ -36,9 +45,19 @@ const MAX_IOVECS: usize = 1024;
 /// pinned without any mapping to name them, so owners keep the `Pin` and
 /// the [`Mapping`] together and drop the pin first.
 pub struct Pin {
-    ring: IoUring,
+    holder: Holder,
     bytes: u64,
-    registered: bool,
+}
+
+/// What releasing a [`Pin`] undoes.
+enum Holder {
+    /// A ring of the pin's own, whose whole buffer table is the pin.
+    Ring {
+        ring: Box<IoUring>,
+        registered: bool,
+    },
+    /// Slots of a shared [`PinTable`].
+    Slots(table::Slots),
 }
 
 impl std::fmt::Debug for Pin {
@@ -54,60 +73,20 @@ impl Pin {
     /// with `FOLL_WRITE`). Faults in any page that is not present.
     pub fn new(mapping: &Mapping) -> Result<Pin> {
         let len = mapping.len();
-        if len == 0 {
-            return Err(Error::new(ErrorKind::InvalidRequest, "cannot pin 0 bytes"));
-        }
-        let iovecs = split(mapping.addr().0 as usize, len);
-        if iovecs.len() > MAX_IOVECS {
-            return Err(Error::new(
-                ErrorKind::Resources,
-                format!(
-                    "cannot pin {len} bytes: more than {MAX_IOVECS} buffers of 1 GiB would be needed"
-                ),
-            ));
-        }
-        let ring = IoUring::new(1).map_err(|e| {
-            let msg = match e.raw_os_error().map(Errno::from_raw_os_error) {
-                Some(Errno::NOSYS) => {
-                    "cannot create an io_uring (this kernel lacks io_uring) to pin the memory"
-                }
-                Some(Errno::PERM) | Some(Errno::ACCESS) => {
-                    "cannot create an io_uring to pin the memory: io_uring is disabled \
-                     (sysctl kernel.io_uring_disabled) or blocked by a seccomp filter"
-                }
-                _ => "cannot create an io_uring to pin the memory",
-            };
-            Error::with_source(ErrorKind::Unsupported, msg, e)
-        })?;
+        let iovecs = iovecs_of(mapping)?;
+        let ring = new_ring(1)?;
         // SAFETY: every iovec describes a part of `mapping`, a live mapping
         // of `len` bytes. Registration pins the pages; this ring never
         // submits an operation, so the kernel never accesses the memory
         // through it, and `Drop` unregisters before the ring closes.
         let registered = unsafe { ring.submitter().register_buffers(&iovecs) };
-        registered.map_err(|e| {
-            let (kind, msg) = match e.raw_os_error().map(Errno::from_raw_os_error) {
-                Some(Errno::NOMEM) => (
-                    ErrorKind::Resources,
-                    format!(
-                        "cannot pin {len} bytes: the locked-memory limit (RLIMIT_MEMLOCK) is \
-                         too low; run as root (CAP_IPC_LOCK) or raise `ulimit -l`"
-                    ),
-                ),
-                Some(Errno::FAULT) => (
-                    ErrorKind::PrepareFailed,
-                    format!(
-                        "cannot pin {len} bytes: the kernel refuses long-term pins of this \
-                         memory (only memfd, tmpfs and hugetlbfs memory can be pinned)"
-                    ),
-                ),
-                _ => (ErrorKind::PrepareFailed, format!("cannot pin {len} bytes")),
-            };
-            Error::with_source(kind, msg, e)
-        })?;
+        registered.map_err(|e| register_error(len, e))?;
         Ok(Pin {
-            ring,
+            holder: Holder::Ring {
+                ring: Box::new(ring),
+                registered: true,
+            },
             bytes: len as u64,
-            registered: true,
         })
     }
 
@@ -122,14 +101,16 @@ impl Pin {
     }
 
     fn unregister(&mut self) -> Result<()> {
-        if !self.registered {
-            return Ok(());
+        match &mut self.holder {
+            Holder::Ring { registered, .. } if !*registered => Ok(()),
+            Holder::Ring { ring, registered } => {
+                *registered = false;
+                ring.submitter().unregister_buffers().map_err(|e| {
+                    Error::with_source(ErrorKind::Io, "cannot unregister pinned buffers", e)
+                })
+            }
+            Holder::Slots(slots) => slots.release(),
         }
-        self.registered = false;
-        self.ring
-            .submitter()
-            .unregister_buffers()
-            .map_err(|e| Error::with_source(ErrorKind::Io, "cannot unregister pinned buffers", e))
     }
 }
 
@@ -139,6 +120,63 @@ impl Drop for Pin {
         // pages only when the kernel's deferred teardown runs.
         let _ = self.unregister();
     }
+}
+
+/// The iovecs registering `mapping`, refused when there are too many.
+fn iovecs_of(mapping: &Mapping) -> Result<Vec<libc::iovec>> {
+    let len = mapping.len();
+    if len == 0 {
+        return Err(Error::new(ErrorKind::InvalidRequest, "cannot pin 0 bytes"));
+    }
+    let iovecs = split(mapping.addr().0 as usize, len);
+    if iovecs.len() > MAX_IOVECS {
+        return Err(Error::new(
+            ErrorKind::Resources,
+            format!(
+                "cannot pin {len} bytes: more than {MAX_IOVECS} buffers of 1 GiB would be needed"
+            ),
+        ));
+    }
+    Ok(iovecs)
+}
+
+/// A ring of `entries` submission entries, used only for its buffer table.
+fn new_ring(entries: u32) -> Result<IoUring> {
+    IoUring::new(entries).map_err(|e| {
+        let msg = match e.raw_os_error().map(Errno::from_raw_os_error) {
+            Some(Errno::NOSYS) => {
+                "cannot create an io_uring (this kernel lacks io_uring) to pin the memory"
+            }
+            Some(Errno::PERM) | Some(Errno::ACCESS) => {
+                "cannot create an io_uring to pin the memory: io_uring is disabled \
+                 (sysctl kernel.io_uring_disabled) or blocked by a seccomp filter"
+            }
+            _ => "cannot create an io_uring to pin the memory",
+        };
+        Error::with_source(ErrorKind::Unsupported, msg, e)
+    })
+}
+
+/// The error for a registration of `len` bytes the kernel refused.
+fn register_error(len: usize, e: std::io::Error) -> Error {
+    let (kind, msg) = match e.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::NOMEM) => (
+            ErrorKind::Resources,
+            format!(
+                "cannot pin {len} bytes: the locked-memory limit (RLIMIT_MEMLOCK) is \
+                 too low; run as root (CAP_IPC_LOCK) or raise `ulimit -l`"
+            ),
+        ),
+        Some(Errno::FAULT) => (
+            ErrorKind::PrepareFailed,
+            format!(
+                "cannot pin {len} bytes: the kernel refuses long-term pins of this \
+                 memory (only memfd, tmpfs and hugetlbfs memory can be pinned)"
+            ),
+        ),
+        _ => (ErrorKind::PrepareFailed, format!("cannot pin {len} bytes")),
+    };
+    Error::with_source(kind, msg, e)
 }
 
 /// Splits `[addr, addr + len)` into iovecs of at most [`MAX_IOVEC`] bytes.

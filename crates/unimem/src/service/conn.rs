@@ -14,6 +14,7 @@ use super::frame::{self, Frame, FrameBuf};
 use super::prepared::{self, PreparedRange};
 use super::rule::Rule;
 use super::{lock, logbook, Peer, Refusal, Shared};
+use crate::pin::{PinTable, MAX_IOVEC};
 use rustix::net::sockopt::{self, Timeout};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -149,6 +150,9 @@ pub(super) struct Conn {
     /// Completed ranges, already unpinned, unmapped once the reply to
     /// complete is on its way ([`Conn::after_reply`]).
     retired: Vec<PreparedRange>,
+    /// The ring whose buffer slots pin this connection's ranges, made at
+    /// the first prepare; it closes with the connection.
+    pins: Option<PinTable>,
 }
 
 impl Conn {
@@ -168,6 +172,7 @@ impl Conn {
             next_handle: 1,
             bytes: 0,
             retired: Vec::new(),
+            pins: None,
         }
     }
 
@@ -520,6 +525,10 @@ impl Conn {
                 format!("{} held", self.handles.len()),
             ));
         }
+        let pins = match &mut self.pins {
+            Some(pins) => pins,
+            none => none.insert(new_pin_table(limits)?),
+        };
         if let Err(held) = self.shared.user_reserve(self.uid, self.admin, length) {
             return Err(Refusal::rule(
                 Rule::UserBytes,
@@ -546,6 +555,7 @@ impl Conn {
             offset,
             length,
             &self.shared.pagemap,
+            pins,
             Arc::clone(counters),
         );
         counters.preparing.fetch_sub(1, Ordering::SeqCst);
@@ -571,4 +581,17 @@ impl Conn {
             note,
         ))
     }
+}
+
+/// The pin table of one connection: a slot per GiB (or part) of every range
+/// it may hold at once, that is one per handle plus one per GiB of the
+/// connection's byte limit, up to the most a table may have.
+fn new_pin_table(limits: &super::config::Limits) -> Result<PinTable, Refusal> {
+    let slots = (limits.max_handles as u64)
+        .saturating_add(limits.max_connection_bytes / MAX_IOVEC as u64)
+        .clamp(1, u64::from(crate::pin::MAX_SLOTS)) as u32;
+    PinTable::new(slots).map_err(|e| {
+        let errno = e.os_code().unwrap_or(libc::EIO);
+        Refusal::from_errno("create the connection's pin ring", errno, e.to_string())
+    })
 }

@@ -3,7 +3,8 @@
 //! A privileged process listens on a `SOCK_SEQPACKET` Unix socket and
 //! speaks the wire format of `unimem_core::wire`. A client passes its
 //! surface's fd with a prepare request; the service checks it, maps it,
-//! pins it (FOLL_LONGTERM through io_uring) and reads the addresses of its
+//! pins it (FOLL_LONGTERM, into slots of the buffer table of the one
+//! io_uring each connection keeps) and reads the addresses of its
 //! own mapping after pinning, then hands them out in 4096-byte replies.
 //! The pages stay pinned until the client completes the handle or its
 //! connection ends, however it ends.

@@ -16,7 +16,7 @@ use super::{backing, sys, Counters, Refusal};
 use crate::error::ErrorKind;
 use crate::mapping::{Advice, Mapping};
 use crate::pagemap::Pagemap;
-use crate::pin::Pin;
+use crate::pin::{Pin, PinTable};
 use crate::system;
 use rustix::fs::{FileType, OFlags};
 use rustix::io::Errno;
@@ -135,13 +135,15 @@ pub struct PreparedRange {
 
 impl PreparedRange {
     /// Maps and pins `[offset, offset + length)` of `f` (which
-    /// [`check_range`] found fully backed), then reads the addresses. `reserved` bytes were already reserved in
+    /// [`check_range`] found fully backed) into free slots of the
+    /// connection's `pins`, then reads the addresses. `reserved` bytes were already reserved in
     /// `counters` and are returned when the range drops (or on failure).
     pub fn create(
         f: &CheckedFd,
         offset: u64,
         length: u64,
         pagemap: &Pagemap,
+        pins: &PinTable,
         counters: Arc<Counters>,
     ) -> Result<PreparedRange, Refusal> {
         let mut range = PreparedRange {
@@ -166,12 +168,15 @@ impl PreparedRange {
         // the caller's page tables, not the file. Every page exists
         // (check_range), so this allocates nothing. Read faults map pages in
         // batches (fault-around) where write faults map one at a time, so
-        // this is 2-3x cheaper for 4 KiB pages; the pin that follows
-        // upgrades the entries for writing without faulting pages in again.
+        // this is 2-3x cheaper for 4 KiB pages; the pin that follows finds
+        // every entry present and writable and takes its references without
+        // faulting. The pin could populate on its own, but it faults for
+        // writing, one page per fault: 1 GiB of 4 KiB pages took about
+        // 235 ms to pin unpopulated against 110 ms to populate and pin.
         mapping
             .advise(Advice::PopulateRead)
             .map_err(|e| Refusal::os("populate the mapping (MADV_POPULATE_READ)", e))?;
-        let pin = Pin::new(mapping).map_err(|e| {
+        let pin = pins.pin(mapping).map_err(|e| {
             let errno = e.os_code().unwrap_or(libc::EIO);
             Refusal::from_errno("pin the mapping", errno, e.to_string())
         })?;

@@ -19,3 +19,4 @@ mod integrity;
 mod load;
 mod logging;
 mod security;
+mod slots;
