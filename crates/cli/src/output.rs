@@ -21,6 +21,17 @@ pub struct MapOutput {
     pub svg: Option<PathBuf>,
 }
 
+impl MapOutput {
+    /// The `--svg` file, created before any work is done, so a path that
+    /// cannot be written fails at once.
+    pub fn svg_file(&self) -> unimem::Result<Option<crate::picture::SvgFile>> {
+        self.svg
+            .as_deref()
+            .map(crate::picture::SvgFile::create)
+            .transpose()
+    }
+}
+
 /// Writes `text` to stdout; a broken pipe is silently the end of output.
 pub fn data(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();

@@ -12,7 +12,6 @@ mod steps;
 pub mod view;
 
 use crate::device::DeviceArgs;
-use crate::picture::SvgFile;
 use crate::platform::{self, BackingArg, ProbeOptions, Via};
 use crate::progress::Progress;
 use clap::Args;
@@ -51,13 +50,7 @@ pub struct ProbeArgs {
 
 pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
     args.device.validate()?;
-    // Created first, so a path that cannot be written fails before the work.
-    let svg = args
-        .output
-        .svg
-        .as_deref()
-        .map(SvgFile::create)
-        .transpose()?;
+    let svg = args.output.svg_file()?;
     let extras = steps::Extras::open(args)?;
     let mut resolver = platform::resolver(args.via, &args.platform)?;
     let mut progress = Progress::new(args.size.bytes(), args.output.json, args.quiet);

@@ -3,7 +3,6 @@
 
 use crate::device::DeviceArgs;
 use crate::output::{self, io_error};
-use crate::picture::SvgFile;
 use crate::probe::view::{render_nodes, NumaJson};
 use crate::{EXIT_OK, EXIT_VERIFY_FAILED};
 use clap::Args;
@@ -49,12 +48,7 @@ fn parse_address_arg(text: &str) -> std::result::Result<u64, String> {
 
 pub fn run(args: &MapArgs) -> Result<ExitCode> {
     args.device.validate()?;
-    let svg = args
-        .output
-        .svg
-        .as_deref()
-        .map(SvgFile::create)
-        .transpose()?;
+    let svg = args.output.svg_file()?;
     let pm = inspect::map_process(args.pid, VirtAddr(args.addr), args.len.bytes(), args.raw)?;
     let verdict = args.device.verdict(&pm.map);
     let runs = numa::node_runs(args.pid, VirtAddr(args.addr), args.len.bytes());
