@@ -3,7 +3,7 @@
 //! kernel's memory management (huge page pools, THP modes, compaction
 //! knobs) or triggers compaction runs, serially, across every test binary
 //! of the workspace, with what it changed put back on drop.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 use std::fs::{File, OpenOptions};
@@ -83,6 +83,49 @@ impl Knob {
 impl Drop for Knob {
     fn drop(&mut self) {
         let _ = std::fs::write(&self.path, &self.old);
+    }
+}
+
+/// A copy of the executable `exe` that every user may run, for tests that
+/// run it as another uid (the build directory may sit under a private
+/// one): made once per process in a directory of the temporary directory,
+/// and removed when the process exits.
+pub fn world_executable_copy(exe: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    COPY.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("unimem-test-exe-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        remove_at_exit(&dir);
+        let name = exe.file_name().expect("an executable's path names a file");
+        let tmp = dir.join("partial");
+        let dst = dir.join(name);
+        // Copy under another name and rename, so no thread can exec a file
+        // that is still open for writing (ETXTBSY).
+        std::fs::copy(exe, &tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::rename(&tmp, &dst).unwrap();
+        dst
+    })
+    .clone()
+}
+
+/// Removes `dir` when the process exits. The test harness ends with
+/// `exit`, which runs `atexit` handlers but no destructors of statics.
+fn remove_at_exit(dir: &Path) {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    extern "C" fn remove() {
+        if let Some(d) = DIR.get() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+    if DIR.set(dir.to_path_buf()).is_ok() {
+        // SAFETY: `remove` is a plain `extern "C" fn()` that touches only a
+        // static already set; atexit has no other precondition.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::atexit(remove) };
+        assert_eq!(rc, 0, "atexit failed");
     }
 }
 

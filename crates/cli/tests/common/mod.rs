@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 
@@ -30,43 +30,9 @@ pub fn require_root() {
     unimem_testkit::require_root("PFNs in pagemap need CAP_SYS_ADMIN, and sysctls need root");
 }
 
-/// A copy of the binary in a directory every user may enter, for runs as
-/// another uid (the build directory may sit under a private one). The copy
-/// is removed when the test process exits.
+/// A copy of the binary that every user may run (removed at exit).
 pub fn world_executable_bin() -> PathBuf {
-    static COPY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("unimem-test-bin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        remove_at_exit(&dir);
-        // Copy under another name and rename, so no test can exec a file
-        // that is still open for writing (ETXTBSY).
-        let tmp = dir.join("unimem.partial");
-        let dst = dir.join("unimem");
-        std::fs::copy(bin(), &tmp).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, &dst).unwrap();
-        dst
-    })
-    .clone()
-}
-
-/// Removes `dir` when the process exits. The test harness ends with
-/// `exit`, which runs `atexit` handlers but no destructors of statics.
-fn remove_at_exit(dir: &std::path::Path) {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    extern "C" fn remove() {
-        if let Some(d) = DIR.get() {
-            let _ = std::fs::remove_dir_all(d);
-        }
-    }
-    if DIR.set(dir.to_path_buf()).is_ok() {
-        // SAFETY: `remove` is a plain `extern "C" fn()` that touches only a
-        // static already set; atexit has no other precondition.
-        let rc = unsafe { libc::atexit(remove) };
-        assert_eq!(rc, 0, "atexit failed");
-    }
+    unimem_testkit::world_executable_copy(&bin())
 }
 
 /// Runs the binary as nobody (uid and gid 65534).

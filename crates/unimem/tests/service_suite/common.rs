@@ -418,22 +418,5 @@ pub fn deadline(secs: u64) -> std::time::Instant {
 
 /// A copy of this test binary that every user may execute, made once.
 pub fn world_executable_test_binary() -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    static COPY: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    COPY.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let dir = std::env::temp_dir().join(format!("unimem-test-exe-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let name = exe.file_name().unwrap();
-        let tmp = dir.join("partial");
-        let dst = dir.join(name);
-        // Copy and rename, so no thread can exec a file still open for
-        // writing (ETXTBSY).
-        std::fs::copy(&exe, &tmp).unwrap();
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::rename(&tmp, &dst).unwrap();
-        dst
-    })
-    .clone()
+    unimem_testkit::world_executable_copy(&std::env::current_exe().unwrap())
 }
