@@ -90,6 +90,22 @@ pub fn run(args: &ProbeArgs) -> Result<ExitCode> {
     view::finish(&view, &args.output, args.hold)
 }
 
+/// The shared probe on the surface `args` ask for: what every platform
+/// runs when nothing of its own (an arrangement) is asked for.
+fn plain_probe(
+    args: &ProbeArgs,
+    resolver: &mut dyn unimem::resolve::Resolver,
+    note: impl FnMut(Step),
+) -> Result<ProbeOutcome> {
+    unimem::probe::probe(
+        args.size.bytes(),
+        args.backing.into(),
+        unimem::probe::fresh_salt(),
+        resolver,
+        note,
+    )
+}
+
 fn outcome_view<'a>(o: &'a ProbeOutcome, resolver: &'static str) -> ProbeView<'a> {
     ProbeView {
         map: &o.prepared.map,

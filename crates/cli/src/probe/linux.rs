@@ -62,14 +62,7 @@ fn arranged_probe(
     note: impl FnMut(Step),
 ) -> Result<(ProbeOutcome, Option<Extra>)> {
     if args.platform.arrange == Arrange::File {
-        let outcome = probe::probe(
-            args.size.bytes(),
-            args.backing.into(),
-            probe::fresh_salt(),
-            resolver,
-            note,
-        )?;
-        return Ok((outcome, None));
+        return Ok((super::plain_probe(args, resolver, note)?, None));
     }
     if args.backing != BackingArg::Hugetlb {
         return Err(Error::new(

@@ -3,7 +3,7 @@
 
 use super::view::Extra;
 use super::ProbeArgs;
-use unimem::probe::{self, ProbeOutcome, Step};
+use unimem::probe::{ProbeOutcome, Step};
 use unimem::resolve::Resolver;
 use unimem::Result;
 use unimem_core::numa::NodeSegment;
@@ -24,14 +24,7 @@ impl Extras {
         resolver: &mut dyn Resolver,
         note: impl FnMut(Step),
     ) -> Result<(ProbeOutcome, Option<Extra>)> {
-        let outcome = probe::probe(
-            args.size.bytes(),
-            args.backing.into(),
-            probe::fresh_salt(),
-            resolver,
-            note,
-        )?;
-        Ok((outcome, None))
+        Ok((super::plain_probe(args, resolver, note)?, None))
     }
 
     /// No DMA from a file on macOS.
