@@ -26,12 +26,12 @@ use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::OnceLock;
+use unimem::mapping::Mapping;
 use unimem::service::rule::{Rule, RULE_BASE};
 use unimem::service::session::Session;
-use unimem::mapping::Mapping;
 use unimem::service::Limits;
 use unimem_core::checksum::checksum;
-use unimem_core::wire::{Header, Reply, Request, MAX_MESSAGE, VERSION};
+use unimem_core::wire::{Header, Reply, Request, SegmentsReply, MAX_MESSAGE, VERSION};
 
 /// Pages of the two read-write memfds.
 const PAGES: [u64; 2] = [24, 8];
@@ -162,7 +162,10 @@ fn frame_of(f: &Fixture, i: usize) -> Option<u64> {
     let va = f.view.addr().0 + at as u64;
     std::os::unix::fs::FileExt::read_exact_at(pm, &mut word, va / f.page * 8).unwrap();
     let w = u64::from_le_bytes(word);
-    assert!(w >> 63 == 1, "page {i} of the fixture is not present after a touch");
+    assert!(
+        w >> 63 == 1,
+        "page {i} of the fixture is not present after a touch"
+    );
     Some((w & ((1 << 55) - 1)) * f.page)
 }
 
@@ -213,10 +216,7 @@ fn run(
     // Most inputs start on a handshaken connection, so the fuzzer spends
     // its time past the first check.
     if u.ratio(7, 8)? {
-        let hs = Request::Handshake {
-            min_version: VERSION,
-            max_version: VERSION,
-        };
+        let hs = Request::handshake(VERSION, VERSION);
         let reply = s.request(&hs.encode(), Vec::new());
         assert!(matches!(Reply::decode(0, &reply), Ok(Reply::Handshake(_))));
     }
@@ -237,8 +237,13 @@ fn run(
                 let pages = u.int_in_range(0..=PAGES[1])?;
                 rustix::fs::ftruncate(&f.fds[1], pages * page).unwrap();
                 *truncated = true;
-                let shrink = rustix::fs::ftruncate(&f.fds[0], u.int_in_range(0..=PAGES[0] - 1)? * page);
-                assert_eq!(shrink, Err(rustix::io::Errno::PERM), "a sealed memfd shrank");
+                let shrink =
+                    rustix::fs::ftruncate(&f.fds[0], u.int_in_range(0..=PAGES[0] - 1)? * page);
+                assert_eq!(
+                    shrink,
+                    Err(rustix::io::Errno::PERM),
+                    "a sealed memfd shrank"
+                );
                 continue;
             }
             // The client punches pages out of its sealed memfd.
@@ -246,8 +251,13 @@ fn run(
                 let first = u.int_in_range(0..=PAGES[0] - 1)?;
                 let n = u.int_in_range(1..=PAGES[0] - first)?;
                 use rustix::fs::FallocateFlags as F;
-                rustix::fs::fallocate(&f.fds[0], F::PUNCH_HOLE | F::KEEP_SIZE, first * page, n * page)
-                    .unwrap();
+                rustix::fs::fallocate(
+                    &f.fds[0],
+                    F::PUNCH_HOLE | F::KEEP_SIZE,
+                    first * page,
+                    n * page,
+                )
+                .unwrap();
                 for i in first as usize..(first + n) as usize {
                     changes.hole[i] = true;
                     changes.generation[i] += 1;
@@ -266,33 +276,17 @@ fn run(
                 }
                 continue;
             }
-            2 => Request::Handshake {
-                min_version: u.int_in_range(0..=3)?,
-                max_version: u.int_in_range(0..=3)?,
-            }
+            2 => Request::handshake(u.int_in_range(0..=3)?, u.int_in_range(0..=3)?).encode(),
+            3 | 4 => Request::prepare(
+                edgy(u, page)?,
+                edgy(u, page)?,
+                if u.ratio(1, 8)? { edgy(u, page)? } else { 0 },
+                u.arbitrary()?,
+            )
             .encode(),
-            3 | 4 => Request::Prepare {
-                offset: edgy(u, page)?,
-                length: edgy(u, page)?,
-                client_va: if u.ratio(1, 8)? { edgy(u, page)? } else { 0 },
-                surface_id: u.arbitrary()?,
-            }
-            .encode(),
-            5 => Request::Segments {
-                handle: u.int_in_range(0..=5)?,
-                continuation: edgy(u, page)?,
-            }
-            .encode(),
-            6 => Request::Complete {
-                handle: u.int_in_range(0..=5)?,
-            }
-            .encode(),
-            _ => Request::Checksum {
-                handle: u.int_in_range(0..=5)?,
-                offset: edgy(u, page)?,
-                length: edgy(u, page)?,
-            }
-            .encode(),
+            5 => Request::segments(u.int_in_range(0..=5)?, edgy(u, page)?).encode(),
+            6 => Request::complete(u.int_in_range(0..=5)?).encode(),
+            _ => Request::checksum(u.int_in_range(0..=5)?, edgy(u, page)?, edgy(u, page)?).encode(),
         };
         // Sometimes damage a well-formed request: one byte, or its length.
         if op >= 2 && u.ratio(1, 6)? && !bytes.is_empty() {
@@ -364,31 +358,16 @@ fn check(
     let sel = req.selector();
     let r = Reply::decode(sel, reply).unwrap_or_else(|e| panic!("bad reply to {req:?}: {e}"));
     match (req, r) {
-        (
-            Request::Handshake {
-                min_version,
-                max_version,
-            },
-            Reply::Handshake(info),
-        ) => {
-            assert!((min_version..=max_version).contains(&info.version));
+        (Request::Handshake(hs), Reply::Handshake(info)) => {
+            let offered = hs.min_version.get()..=hs.max_version.get();
+            assert!(offered.contains(&info.version.get()));
             assert_eq!(s.held(), before);
         }
-        (
-            Request::Prepare {
-                offset,
-                length,
-                client_va,
-                ..
-            },
-            Reply::Segments { batch, .. },
-        ) => {
+        (Request::Prepare(p), Reply::Segments(batch)) => {
+            let (offset, length) = (p.offset.get(), p.length.get());
             // Only the sealed memfd, only a fully written range inside it.
-            assert!(
-                !extra && chosen == [0],
-                "prepare with fds {chosen:?}"
-            );
-            assert_eq!(client_va, 0);
+            assert!(!extra && chosen == [0], "prepare with fds {chosen:?}");
+            assert_eq!(p.client_va.get(), 0);
             let size = PAGES[0] * f.page;
             assert!(length > 0 && offset.checked_add(length).is_some_and(|e| e <= size));
             let pages = changes.pages(f.page, offset, length);
@@ -397,14 +376,12 @@ fn check(
                 "prepared a range with holes: {offset:#x}+{length:#x}"
             );
             check_frames(f, offset, &batch);
-            assert_eq!((batch.start, batch.total_length), (0, length));
-            assert!(
-                !before.iter().any(|&(h, _)| h == batch.handle),
-                "handle reused"
-            );
-            assert!(s.held().contains(&(batch.handle, length)));
+            let handle = batch.handle.get();
+            assert_eq!((batch.start.get(), batch.total_length.get()), (0, length));
+            assert!(!before.iter().any(|&(h, _)| h == handle), "handle reused");
+            assert!(s.held().contains(&(handle, length)));
             held.insert(
-                batch.handle,
+                handle,
                 Held {
                     offset,
                     length,
@@ -412,58 +389,44 @@ fn check(
                 },
             );
         }
-        (
-            Request::Segments {
-                handle,
-                continuation,
-            },
-            Reply::Segments { batch, .. },
-        ) => {
+        (Request::Segments(r), Reply::Segments(batch)) => {
+            let (handle, continuation) = (r.handle.get(), r.continuation.get());
             let len = before
                 .iter()
                 .find(|p| p.0 == handle)
                 .expect("a held handle")
                 .1;
+            let (start, next) = (batch.start.get(), batch.next.get());
             assert_eq!(
-                (batch.handle, batch.start, batch.total_length),
+                (batch.handle.get(), start, batch.total_length.get()),
                 (handle, continuation, len)
             );
-            assert!(batch.next > batch.start || batch.next == len);
+            assert!(next > start || next == len);
             let p = &held[&handle];
-            unchanged_since_prepare(f, changes, p, batch.start, batch.next - batch.start);
+            unchanged_since_prepare(f, changes, p, start, next - start);
             check_frames(f, p.offset, &batch);
         }
-        (
-            Request::Complete { handle },
-            Reply::Complete {
-                handle: h2,
-                released_bytes,
-            },
-        ) => {
+        (Request::Complete(r), Reply::Complete(c)) => {
+            let handle = r.handle.get();
             let len = before
                 .iter()
                 .find(|p| p.0 == handle)
                 .expect("a held handle")
                 .1;
-            assert_eq!((h2, released_bytes), (handle, len));
+            assert_eq!((c.handle.get(), c.released_bytes.get()), (handle, len));
             assert!(!s.held().iter().any(|p| p.0 == handle));
             held.remove(&handle);
         }
-        (
-            Request::Checksum {
-                handle,
-                offset,
-                length,
-            },
-            Reply::Checksum { checksum: sum, .. },
-        ) => {
+        (Request::Checksum(r), Reply::Checksum(c)) => {
+            let (handle, offset, length) = (r.handle.get(), r.offset.get(), r.length.get());
             let p = &held[&handle];
             assert!(offset.checked_add(length).is_some_and(|e| e <= p.length));
             unchanged_since_prepare(f, changes, p, offset, length);
             let start = (p.offset + offset) as usize;
             let want = checksum(&f.content[0][start..start + length as usize]);
             assert_eq!(
-                sum, want,
+                c.checksum.get(),
+                want,
                 "checksum of handle {handle} {offset:#x}+{length:#x}"
             );
         }
@@ -477,21 +440,26 @@ fn unchanged_since_prepare(f: &Fixture, changes: &Changes, p: &Held, offset: u64
     let first = (p.offset / f.page) as usize;
     for i in changes.pages(f.page, p.offset + offset, length) {
         assert_eq!(
-            changes.generation[i], p.generations[i - first],
+            changes.generation[i],
+            p.generations[i - first],
             "a success reply describes page {i}, punched out since the prepare"
         );
-        assert!(!changes.hole[i], "a success reply describes page {i}, a hole now");
+        assert!(
+            !changes.hole[i],
+            "a success reply describes page {i}, a hole now"
+        );
     }
 }
 
 /// Every address of a success reply is the frame backing that page of the
 /// file now, as this process reads it.
-fn check_frames(f: &Fixture, range_offset: u64, batch: &unimem_core::wire::SegmentBatch) {
+fn check_frames(f: &Fixture, range_offset: u64, batch: &SegmentsReply) {
     if f.pagemap.is_none() {
         return;
     }
-    let mut at = range_offset + batch.start;
-    for &(addr, len) in &batch.segments {
+    let mut at = range_offset + batch.start.get();
+    for segment in batch.segments() {
+        let (addr, len) = (segment.address.get(), segment.length.get());
         let mut o = 0;
         while o < len {
             let i = ((at + o) / f.page) as usize;

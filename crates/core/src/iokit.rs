@@ -48,17 +48,17 @@ impl IoReturn {
     pub const SUCCESS: IoReturn = IoReturn(0);
 
     /// Whether this is [`IoReturn::SUCCESS`]; every other value is a failure.
-    pub fn is_success(self) -> bool {
-        self == IoReturn::SUCCESS
+    pub const fn is_success(self) -> bool {
+        self.0 == 0
     }
 
     /// The value as the wire's unsigned `status` field carries it.
-    pub fn bits(self) -> u32 {
+    pub const fn bits(self) -> u32 {
         self.0 as u32
     }
 
     /// The status a wire `status` field carries, known or not.
-    pub fn from_bits(bits: u32) -> Self {
+    pub const fn from_bits(bits: u32) -> Self {
         IoReturn(bits as i32)
     }
 }

@@ -66,8 +66,8 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
             Ok(s) => ServiceJson {
                 socket: args.socket.display().to_string(),
                 reachable: true,
-                version: Some(s.server_version),
-                protocol: Some(s.version),
+                version: Some(s.server_version()),
+                protocol: Some(s.version.get()),
                 error: None,
             },
             Err(e) => ServiceJson {

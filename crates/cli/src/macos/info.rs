@@ -46,11 +46,11 @@ pub fn run(args: &InfoArgs) -> Result<ExitCode> {
             DextJson {
                 name: DEXT_NAME,
                 reachable: true,
-                version: Some(s.server_version.clone()),
-                protocol: Some(s.version),
-                address_kind: Some(s.address_kind.name()),
-                page_size: Some(s.page_size),
-                max_prepare_bytes: Some(s.max_prepare_bytes),
+                version: Some(s.server_version()),
+                protocol: Some(s.version.get()),
+                address_kind: Some(client.address_kind().name()),
+                page_size: Some(s.page_size.get()),
+                max_prepare_bytes: Some(s.max_prepare_bytes.get()),
                 error: None,
             }
         }

@@ -8,9 +8,12 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 macro_rules! wire_struct {
     ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
+        wire_struct!($(#[$m])* #[derive(Debug)] pub struct $name nodebug { $($(#[$fm])* pub $f: $t,)* });
+    };
+    ($(#[$m:meta])* pub struct $name:ident nodebug { $($(#[$fm:meta])* pub $f:ident : $t:ty,)* }) => {
         $(#[$m])*
         #[repr(C)]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+        #[derive(Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
         pub struct $name { $($(#[$fm])* pub $f: $t,)* }
     };
 }
@@ -153,8 +156,9 @@ wire_struct! {
 }
 
 wire_struct! {
-    /// Reply to selectors 1 and 2: exactly 4096 bytes.
-    pub struct SegmentsReply {
+    /// Reply to selectors 1 and 2: exactly 4096 bytes. Its `Debug` shows
+    /// the valid entries only.
+    pub struct SegmentsReply nodebug {
         /// The header, selector 1 or 2; status 0 (a failure is a bare header).
         pub header: Header,
         /// The prepared handle; pass it to segments, checksum and complete.

@@ -31,11 +31,13 @@ mod request;
 
 pub use layout::*;
 pub use refusal::{Rule, RULE_BASE};
-pub use reply::{Reply, SegmentBatch, ServerInfo};
+pub use reply::Reply;
 pub use request::Request;
+/// The little-endian integers of every wire field: `.get()` reads one,
+/// `new` makes one.
+pub use zerocopy::little_endian::{U16, U32, U64};
 
 use crate::iokit::IoReturn;
-use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 /// "UNMM" as little-endian bytes.
@@ -162,7 +164,7 @@ impl WireError {
 impl Header {
     /// A header of this build's [`MAGIC`] and [`VERSION`] for `selector`;
     /// requests and successful replies pass [`IoReturn::SUCCESS`] and 0.
-    pub fn new(selector: u16, status: IoReturn, detail: u32) -> Self {
+    pub const fn new(selector: u16, status: IoReturn, detail: u32) -> Self {
         Header {
             magic: U32::new(MAGIC),
             version: U16::new(VERSION),

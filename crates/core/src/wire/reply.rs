@@ -1,78 +1,229 @@
-//! Replies: what a resolver answers, decoded and checked (sizes, counts,
-//! that segment lengths add up to the continuation) before a client uses
-//! any of it.
+//! Replies: each is its selector's wire struct itself, decoded and checked
+//! (sizes, counts, that segment lengths add up to the continuation) before
+//! a client uses any of it.
 
 use super::layout::*;
 use super::{exact, selector, Header, WireError, SEGMENTS_PER_REPLY, SERVER_VERSION_LEN, VERSION};
 use crate::addr::AddressKind;
+use crate::checksum::ALGORITHM_FNV1A64_WORDS;
 use crate::iokit::IoReturn;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::{FromZeros, IntoBytes};
 
-/// What a handshake reply tells the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerInfo {
-    /// The protocol version the server chose within the client's range.
-    pub version: u16,
-    /// Which address space every segment this resolver returns lies in.
-    pub address_kind: AddressKind,
-    /// The resolver's page size in bytes; prepared offsets and lengths are
-    /// multiples of it.
-    pub page_size: u64,
-    /// Most segments one segments reply carries.
-    pub max_segments_per_reply: u32,
-    /// Largest `length`, in bytes, one prepare accepts.
-    pub max_prepare_bytes: u64,
-    /// The server's own version string, for logs (at most 31 bytes on the
-    /// wire; a longer string is cut at a character boundary).
-    pub server_version: String,
+impl HandshakeReply {
+    /// A successful handshake reply of this build's version: what a
+    /// resolver says of itself. A `server_version` longer than the field
+    /// (31 bytes and a NUL) is cut at a character boundary.
+    pub fn new(
+        address_kind: AddressKind,
+        page_size: u64,
+        max_segments_per_reply: u32,
+        max_prepare_bytes: u64,
+        server_version: &str,
+    ) -> Self {
+        let mut field = [0u8; SERVER_VERSION_LEN];
+        // Keep a NUL and cut at a character boundary, so the string decodes
+        // as a prefix of what was given.
+        let mut n = server_version.len().min(SERVER_VERSION_LEN - 1);
+        while !server_version.is_char_boundary(n) {
+            n -= 1;
+        }
+        field[..n].copy_from_slice(&server_version.as_bytes()[..n]);
+        HandshakeReply {
+            header: Header::new(selector::HANDSHAKE, IoReturn::SUCCESS, 0),
+            version: U16::new(VERSION),
+            reserved0: U16::ZERO,
+            address_kind: U32::new(address_kind.to_wire()),
+            page_size: U64::new(page_size),
+            max_segments_per_reply: U32::new(max_segments_per_reply),
+            reserved1: U32::ZERO,
+            max_prepare_bytes: U64::new(max_prepare_bytes),
+            server_version: field,
+        }
+    }
+
+    /// The address space every segment of this resolver lies in; `None`
+    /// for a value this build does not know (a decoded reply never has
+    /// one).
+    pub fn address_kind(&self) -> Option<AddressKind> {
+        AddressKind::from_wire(self.address_kind.get())
+    }
+
+    /// The server's version string, up to its first NUL, with any invalid
+    /// UTF-8 replaced.
+    pub fn server_version(&self) -> String {
+        let end = self
+            .server_version
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(SERVER_VERSION_LEN);
+        String::from_utf8_lossy(&self.server_version[..end]).into_owned()
+    }
 }
 
-/// One batch of segments (the reply to prepare or segments).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SegmentBatch {
-    /// The prepared handle the segments belong to.
-    pub handle: u64,
-    /// Length in bytes of the whole prepared range.
-    pub total_length: u64,
-    /// Offset into the prepared range where the first segment starts.
-    pub start: u64,
-    /// Offset into the prepared range where the last segment ends: the
-    /// continuation to ask for next, or `total_length` when done.
-    pub next: u64,
-    /// The resolver's page size in bytes.
-    pub page_size: u64,
-    /// Which address space the segments' addresses lie in.
-    pub address_kind: AddressKind,
-    /// `(address, length)` pairs covering `[start, next)` in order.
-    pub segments: Vec<(u64, u64)>,
-}
+impl SegmentsReply {
+    /// An empty successful reply to `selector` (PREPARE or SEGMENTS) for
+    /// the range `handle` of `total_length` bytes, starting at `start`;
+    /// [`SegmentsReply::push`] adds segments and moves `next` past them.
+    pub fn new(
+        selector: u16,
+        handle: u64,
+        total_length: u64,
+        start: u64,
+        page_size: u64,
+        address_kind: AddressKind,
+    ) -> Box<Self> {
+        let mut r = Box::new(SegmentsReply::new_zeroed());
+        r.header = Header::new(selector, IoReturn::SUCCESS, 0);
+        r.handle = U64::new(handle);
+        r.total_length = U64::new(total_length);
+        r.start = U64::new(start);
+        r.next = U64::new(start);
+        r.page_size = U64::new(page_size);
+        r.address_kind = U32::new(address_kind.to_wire());
+        r
+    }
 
-impl SegmentBatch {
-    /// Whether this batch ends the prepared range, so no further segments
+    /// Appends a segment and moves `next` past it; `false` (and nothing
+    /// changed) when the reply is full or `next` would overflow.
+    pub fn push(&mut self, address: u64, length: u64) -> bool {
+        let count = self.count.get() as usize;
+        let Some(next) = self.next.get().checked_add(length) else {
+            return false;
+        };
+        let Some(slot) = self.segments.get_mut(count) else {
+            return false;
+        };
+        *slot = WireSegment {
+            address: U64::new(address),
+            length: U64::new(length),
+        };
+        self.count = U32::new(count as u32 + 1);
+        self.next = U64::new(next);
+        true
+    }
+
+    /// The valid entries: the first `count`, at most the reply's capacity.
+    pub fn segments(&self) -> &[WireSegment] {
+        let count = (self.count.get() as usize).min(SEGMENTS_PER_REPLY);
+        &self.segments[..count]
+    }
+
+    /// The address space of the segments; `None` for a value this build
+    /// does not know (a decoded reply never has one).
+    pub fn address_kind(&self) -> Option<AddressKind> {
+        AddressKind::from_wire(self.address_kind.get())
+    }
+
+    /// Whether this reply ends the prepared range, so no further segments
     /// request is needed.
     pub fn is_last(&self) -> bool {
         self.next == self.total_length
     }
+
+    /// Checks what a client must not take on trust, and zeroes the entries
+    /// from `count` on, which carry nothing.
+    fn check(&mut self) -> Result<(), WireError> {
+        let count = self.count.get() as usize;
+        if count > SEGMENTS_PER_REPLY {
+            return Err(WireError::Invalid(
+                "segments.count exceeds the reply's capacity",
+            ));
+        }
+        let (start, next, total) = (self.start.get(), self.next.get(), self.total_length.get());
+        if start > next || next > total {
+            return Err(WireError::Invalid(
+                "segments range is not start <= next <= total_length",
+            ));
+        }
+        if (count == 0) != (start == next) {
+            return Err(WireError::Invalid(
+                "segments count disagrees with [start, next)",
+            ));
+        }
+        if self.address_kind().is_none() {
+            return Err(WireError::Invalid("segments.address_kind"));
+        }
+        let mut covered: u64 = 0;
+        for s in self.segments() {
+            let (a, l) = (s.address.get(), s.length.get());
+            if l == 0 {
+                return Err(WireError::Invalid("segment of length 0"));
+            }
+            if a.checked_add(l).is_none() {
+                return Err(WireError::Invalid("segment wraps the address space"));
+            }
+            covered = covered
+                .checked_add(l)
+                .ok_or(WireError::Invalid("segment lengths overflow"))?;
+        }
+        if covered != next - start {
+            return Err(WireError::Invalid(
+                "segment lengths do not add up to next - start",
+            ));
+        }
+        self.segments[count..].fill(WireSegment::new_zeroed());
+        Ok(())
+    }
 }
 
-/// A decoded reply.
+impl std::fmt::Debug for SegmentsReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SegmentsReply")
+            .field("header", &self.header)
+            .field("handle", &self.handle.get())
+            .field("total_length", &self.total_length.get())
+            .field("start", &self.start.get())
+            .field("next", &self.next.get())
+            .field("page_size", &self.page_size.get())
+            .field("address_kind", &self.address_kind.get())
+            .field("count", &self.count.get())
+            .field("segments", &self.segments())
+            .finish()
+    }
+}
+
+impl CompleteReply {
+    /// A successful complete reply: `handle` is gone, `released_bytes`
+    /// unpinned.
+    pub fn new(handle: u64, released_bytes: u64) -> Self {
+        CompleteReply {
+            header: Header::new(selector::COMPLETE, IoReturn::SUCCESS, 0),
+            handle: U64::new(handle),
+            released_bytes: U64::new(released_bytes),
+        }
+    }
+}
+
+impl ChecksumReply {
+    /// A successful checksum reply echoing the request's `handle`,
+    /// `offset` and `length`, with FNV-1a words as the algorithm.
+    pub fn new(handle: u64, offset: u64, length: u64, checksum: u64) -> Self {
+        ChecksumReply {
+            header: Header::new(selector::CHECKSUM, IoReturn::SUCCESS, 0),
+            handle: U64::new(handle),
+            offset: U64::new(offset),
+            length: U64::new(length),
+            checksum: U64::new(checksum),
+            algorithm: U32::new(ALGORITHM_FNV1A64_WORDS),
+            reserved: U32::ZERO,
+        }
+    }
+}
+
+/// A reply: one selector's wire struct, header included, so its bytes are
+/// the struct's; a failure is the bare header.
 ///
 /// ```
 /// use unimem_core::iokit::IoReturn;
-/// use unimem_core::wire::{selector, Reply, SegmentBatch};
+/// use unimem_core::wire::{selector, Reply, SegmentsReply};
 /// use unimem_core::AddressKind;
 ///
-/// let batch = SegmentBatch {
-///     handle: 1,
-///     total_length: 3 * 4096,
-///     start: 0,
-///     next: 3 * 4096,
-///     page_size: 4096,
-///     address_kind: AddressKind::Physical,
-///     segments: vec![(0x10_0000, 2 * 4096), (0x40_0000, 4096)],
-/// };
-/// let reply = Reply::Segments { selector: selector::PREPARE, batch };
+/// let mut batch = SegmentsReply::new(selector::PREPARE, 1, 3 * 4096, 0, 4096, AddressKind::Physical);
+/// assert!(batch.push(0x10_0000, 2 * 4096));
+/// assert!(batch.push(0x40_0000, 4096));
+/// assert!(batch.is_last());
+/// let reply = Reply::Segments(batch);
 /// assert_eq!(Reply::decode(selector::PREPARE, &reply.encode()), Ok(reply));
 ///
 /// // A failure is a bare header carrying the status.
@@ -83,65 +234,39 @@ impl SegmentBatch {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// Reply to the handshake.
-    Handshake(ServerInfo),
-    /// Reply to prepare (`selector` PREPARE) or segments.
-    Segments {
-        /// [`selector::PREPARE`] or [`selector::SEGMENTS`]: which request
-        /// this answers.
-        selector: u16,
-        /// The segments and where they lie in the prepared range.
-        batch: SegmentBatch,
-    },
+    Handshake(HandshakeReply),
+    /// Reply to prepare or segments (the header's selector says which).
+    Segments(Box<SegmentsReply>),
     /// Reply to complete: the handle is gone.
-    Complete {
-        /// The handle that was released.
-        handle: u64,
-        /// Bytes that were unpinned.
-        released_bytes: u64,
-    },
+    Complete(CompleteReply),
     /// Reply to checksum.
-    Checksum {
-        /// The request's handle, echoed.
-        handle: u64,
-        /// The request's offset into the prepared range, echoed.
-        offset: u64,
-        /// The request's length in bytes, echoed.
-        length: u64,
-        /// The checksum of those bytes through the resolver's mapping.
-        checksum: u64,
-        /// [`crate::checksum::ALGORITHM_FNV1A64_WORDS`]; a client refuses
-        /// any other.
-        algorithm: u32,
-    },
-    /// A failure: the bare header.
-    Status {
-        /// The selector of the request that failed.
-        selector: u16,
-        /// Why, as an `IOReturn`; never [`IoReturn::SUCCESS`] on the wire.
-        status: IoReturn,
-        /// The OS's own code behind `status` (an errno on Linux), or 0.
-        detail: u32,
-    },
+    Checksum(ChecksumReply),
+    /// A failure: the bare header, whose `status` says why (never
+    /// [`IoReturn::SUCCESS`] on the wire) and whose `detail` carries the
+    /// OS's own code (an errno on Linux), or 0.
+    Status(Header),
 }
 
 impl Reply {
     /// The error reply for `selector`.
-    pub fn error(selector: u16, status: IoReturn, detail: u32) -> Reply {
-        Reply::Status {
-            selector,
-            status,
-            detail,
+    pub const fn error(selector: u16, status: IoReturn, detail: u32) -> Reply {
+        Reply::Status(Header::new(selector, status, detail))
+    }
+
+    /// The reply's header.
+    pub fn header(&self) -> &Header {
+        match self {
+            Reply::Handshake(r) => &r.header,
+            Reply::Segments(r) => &r.header,
+            Reply::Complete(r) => &r.header,
+            Reply::Checksum(r) => &r.header,
+            Reply::Status(h) => h,
         }
     }
 
     /// The [`selector`] of the request this reply answers.
     pub fn selector(&self) -> u16 {
-        match self {
-            Reply::Handshake(_) => selector::HANDSHAKE,
-            Reply::Segments { selector, .. } | Reply::Status { selector, .. } => *selector,
-            Reply::Complete { .. } => selector::COMPLETE,
-            Reply::Checksum { .. } => selector::CHECKSUM,
-        }
+        self.header().selector.get()
     }
 
     /// Decodes the reply to a request with selector `expected`, checking
@@ -166,194 +291,40 @@ impl Reply {
                     expected: size_of::<Header>(),
                 });
             }
-            return Ok(Reply::Status {
-                selector: sel,
-                status: header.status(),
-                detail: header.detail.get(),
-            });
+            return Ok(Reply::Status(header));
         }
         Ok(match sel {
             selector::HANDSHAKE => {
                 let r: HandshakeReply = exact(message, sel)?;
-                let kind = AddressKind::from_wire(r.address_kind.get())
-                    .ok_or(WireError::Invalid("handshake.address_kind"))?;
-                let end = r
-                    .server_version
-                    .iter()
-                    .position(|&b| b == 0)
-                    .unwrap_or(SERVER_VERSION_LEN);
-                Reply::Handshake(ServerInfo {
-                    version: r.version.get(),
-                    address_kind: kind,
-                    page_size: r.page_size.get(),
-                    max_segments_per_reply: r.max_segments_per_reply.get(),
-                    max_prepare_bytes: r.max_prepare_bytes.get(),
-                    server_version: String::from_utf8_lossy(&r.server_version[..end]).into_owned(),
-                })
+                if r.address_kind().is_none() {
+                    return Err(WireError::Invalid("handshake.address_kind"));
+                }
+                Reply::Handshake(r)
             }
             selector::PREPARE | selector::SEGMENTS => {
-                let r: SegmentsReply = exact(message, sel)?;
-                Reply::Segments {
-                    selector: sel,
-                    batch: decode_batch(&r)?,
-                }
+                let mut r: Box<SegmentsReply> = Box::new(exact(message, sel)?);
+                r.check()?;
+                Reply::Segments(r)
             }
-            selector::COMPLETE => {
-                let r: CompleteReply = exact(message, sel)?;
-                Reply::Complete {
-                    handle: r.handle.get(),
-                    released_bytes: r.released_bytes.get(),
-                }
-            }
-            selector::CHECKSUM => {
-                let r: ChecksumReply = exact(message, sel)?;
-                Reply::Checksum {
-                    handle: r.handle.get(),
-                    offset: r.offset.get(),
-                    length: r.length.get(),
-                    checksum: r.checksum.get(),
-                    algorithm: r.algorithm.get(),
-                }
-            }
+            selector::COMPLETE => Reply::Complete(exact(message, sel)?),
+            selector::CHECKSUM => Reply::Checksum(exact(message, sel)?),
             other => return Err(WireError::UnknownSelector(other)),
         })
     }
 
-    /// The message bytes: a bare header for [`Reply::Status`], otherwise
-    /// the selector's reply struct. At most [`SEGMENTS_PER_REPLY`] segments
-    /// of a batch fit; any beyond are dropped and the reply no longer
-    /// decodes, so a resolver splits larger maps into batches itself.
-    pub fn encode(&self) -> Vec<u8> {
-        let ok = |sel| Header::new(sel, IoReturn::SUCCESS, 0);
+    /// The message bytes: the wire struct as it is.
+    pub fn as_bytes(&self) -> &[u8] {
         match self {
-            Reply::Status {
-                selector,
-                status,
-                detail,
-            } => Header::new(*selector, *status, *detail).as_bytes().to_vec(),
-            Reply::Handshake(info) => {
-                let mut server_version = [0u8; SERVER_VERSION_LEN];
-                let v = info.server_version.as_bytes();
-                // Keep a NUL and cut at a character boundary, so the string
-                // decodes as a prefix of what was encoded.
-                let mut n = v.len().min(SERVER_VERSION_LEN - 1);
-                while !info.server_version.is_char_boundary(n) {
-                    n -= 1;
-                }
-                server_version[..n].copy_from_slice(&v[..n]);
-                HandshakeReply {
-                    header: ok(selector::HANDSHAKE),
-                    version: U16::new(info.version),
-                    reserved0: U16::ZERO,
-                    address_kind: U32::new(info.address_kind.to_wire()),
-                    page_size: U64::new(info.page_size),
-                    max_segments_per_reply: U32::new(info.max_segments_per_reply),
-                    reserved1: U32::ZERO,
-                    max_prepare_bytes: U64::new(info.max_prepare_bytes),
-                    server_version,
-                }
-                .as_bytes()
-                .to_vec()
-            }
-            Reply::Segments { selector, batch } => encode_batch(*selector, batch),
-            Reply::Complete {
-                handle,
-                released_bytes,
-            } => CompleteReply {
-                header: ok(selector::COMPLETE),
-                handle: U64::new(*handle),
-                released_bytes: U64::new(*released_bytes),
-            }
-            .as_bytes()
-            .to_vec(),
-            Reply::Checksum {
-                handle,
-                offset,
-                length,
-                checksum,
-                algorithm,
-            } => ChecksumReply {
-                header: ok(selector::CHECKSUM),
-                handle: U64::new(*handle),
-                offset: U64::new(*offset),
-                length: U64::new(*length),
-                checksum: U64::new(*checksum),
-                algorithm: U32::new(*algorithm),
-                reserved: U32::ZERO,
-            }
-            .as_bytes()
-            .to_vec(),
+            Reply::Handshake(r) => r.as_bytes(),
+            Reply::Segments(r) => r.as_bytes(),
+            Reply::Complete(r) => r.as_bytes(),
+            Reply::Checksum(r) => r.as_bytes(),
+            Reply::Status(h) => h.as_bytes(),
         }
     }
-}
 
-fn decode_batch(r: &SegmentsReply) -> Result<SegmentBatch, WireError> {
-    let count = r.count.get() as usize;
-    if count > SEGMENTS_PER_REPLY {
-        return Err(WireError::Invalid(
-            "segments.count exceeds the reply's capacity",
-        ));
+    /// [`Reply::as_bytes`], copied.
+    pub fn encode(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
     }
-    let (start, next, total) = (r.start.get(), r.next.get(), r.total_length.get());
-    if start > next || next > total {
-        return Err(WireError::Invalid(
-            "segments range is not start <= next <= total_length",
-        ));
-    }
-    if (count == 0) != (start == next) {
-        return Err(WireError::Invalid(
-            "segments count disagrees with [start, next)",
-        ));
-    }
-    let address_kind = AddressKind::from_wire(r.address_kind.get())
-        .ok_or(WireError::Invalid("segments.address_kind"))?;
-    let mut covered: u64 = 0;
-    let mut segments = Vec::with_capacity(count);
-    for s in &r.segments[..count] {
-        let (a, l) = (s.address.get(), s.length.get());
-        if l == 0 {
-            return Err(WireError::Invalid("segment of length 0"));
-        }
-        if a.checked_add(l).is_none() {
-            return Err(WireError::Invalid("segment wraps the address space"));
-        }
-        covered = covered
-            .checked_add(l)
-            .ok_or(WireError::Invalid("segment lengths overflow"))?;
-        segments.push((a, l));
-    }
-    if covered != next - start {
-        return Err(WireError::Invalid(
-            "segment lengths do not add up to next - start",
-        ));
-    }
-    Ok(SegmentBatch {
-        handle: r.handle.get(),
-        total_length: total,
-        start,
-        next,
-        page_size: r.page_size.get(),
-        address_kind,
-        segments,
-    })
-}
-
-pub(super) fn encode_batch(sel: u16, b: &SegmentBatch) -> Vec<u8> {
-    let mut r = SegmentsReply::new_zeroed();
-    r.header = Header::new(sel, IoReturn::SUCCESS, 0);
-    r.handle = U64::new(b.handle);
-    r.total_length = U64::new(b.total_length);
-    r.start = U64::new(b.start);
-    r.next = U64::new(b.next);
-    r.page_size = U64::new(b.page_size);
-    r.address_kind = U32::new(b.address_kind.to_wire());
-    let n = b.segments.len().min(SEGMENTS_PER_REPLY);
-    r.count = U32::new(n as u32);
-    for (slot, &(a, l)) in r.segments.iter_mut().zip(&b.segments[..n]) {
-        *slot = WireSegment {
-            address: U64::new(a),
-            length: U64::new(l),
-        };
-    }
-    r.as_bytes().to_vec()
 }

@@ -1,6 +1,6 @@
-//! Requests: what a client asks, decoded into native integers and checked
-//! (header, exact size, version, reserved fields) before a resolver sees
-//! them.
+//! Requests: each is its selector's wire struct itself, header included,
+//! checked (header, exact size, version, reserved fields) before a resolver
+//! sees it.
 
 use super::layout::*;
 use super::{exact, selector, zero, Header, WireError, VERSION};
@@ -8,18 +8,21 @@ use crate::iokit::IoReturn;
 use zerocopy::little_endian::{U16, U32, U64};
 use zerocopy::IntoBytes;
 
-/// A decoded request, in native integers. Each variant is one selector's
-/// request struct (such as [`PrepareRequest`]) without its header and
-/// reserved fields, which [`Request::encode`] fills in and
-/// [`Request::decode`] checks.
+/// A request: one selector's wire struct (such as [`PrepareRequest`]),
+/// header and reserved fields included, so its bytes are the struct's.
+/// The constructors ([`Request::prepare`] and the like) write a header of
+/// this build's version and zero the reserved fields; [`Request::decode`]
+/// checks both.
 ///
 /// ```
 /// use unimem_core::wire::{selector, Request, WireError};
 ///
-/// let request = Request::Prepare { offset: 0, length: 1 << 20, client_va: 0, surface_id: 0 };
+/// let request = Request::prepare(0, 1 << 20, 0, 0);
 /// let bytes = request.encode();
 /// assert_eq!(bytes.len(), unimem_core::wire::request_size(selector::PREPARE).unwrap());
 /// assert_eq!(Request::decode(&bytes), Ok(request));
+/// let Request::Prepare(p) = request else { unreachable!() };
+/// assert_eq!(p.length.get(), 1 << 20);
 ///
 /// // A message cut short never decodes.
 /// assert!(matches!(
@@ -30,58 +33,91 @@ use zerocopy::IntoBytes;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
     /// Selector 0: offer the versions the client speaks.
-    Handshake {
-        /// Oldest version the client speaks.
-        min_version: u16,
-        /// Newest version the client speaks; not below `min_version`.
-        max_version: u16,
-    },
-    /// Selector 1: resolve and pin `[offset, offset + length)` of the
-    /// surface (see [`PrepareRequest`]).
-    Prepare {
-        /// Byte offset from the start of the surface; page-aligned.
-        offset: u64,
-        /// Bytes to prepare; non-zero and page-aligned.
-        length: u64,
-        /// The surface's base virtual address in the client (macOS); 0 on
-        /// Linux, where the surface travels as an fd.
-        client_va: u64,
-        /// The IOSurface id (macOS), for logs; 0 on Linux.
-        surface_id: u32,
-    },
+    Handshake(HandshakeRequest),
+    /// Selector 1: resolve and pin a range of the surface.
+    Prepare(PrepareRequest),
     /// Selector 2: more segments of a prepared handle.
-    Segments {
-        /// A handle a prepare reply returned on this connection.
-        handle: u64,
-        /// Byte offset into the prepared range: the previous reply's `next`.
-        continuation: u64,
-    },
+    Segments(SegmentsRequest),
     /// Selector 3: release a prepared handle.
-    Complete {
-        /// The handle to release.
-        handle: u64,
-    },
+    Complete(CompleteRequest),
     /// Selector 4: checksum part of a prepared range.
-    Checksum {
-        /// The prepared handle.
-        handle: u64,
-        /// Byte offset from the start of the prepared range; a multiple of 8.
-        offset: u64,
-        /// Bytes to hash; a multiple of 8.
-        length: u64,
-    },
+    Checksum(ChecksumRequest),
+}
+
+/// The header every request of this build carries.
+const fn request_header(selector: u16) -> Header {
+    Header::new(selector, IoReturn::SUCCESS, 0)
 }
 
 impl Request {
+    /// A handshake offering versions `min_version..=max_version`.
+    pub const fn handshake(min_version: u16, max_version: u16) -> Request {
+        Request::Handshake(HandshakeRequest {
+            header: request_header(selector::HANDSHAKE),
+            min_version: U16::new(min_version),
+            max_version: U16::new(max_version),
+            reserved0: U32::ZERO,
+            reserved1: U64::ZERO,
+        })
+    }
+
+    /// A prepare of `[offset, offset + length)` of the surface. `client_va`
+    /// and `surface_id` name the surface on macOS; on Linux both are 0 and
+    /// the surface travels as an fd.
+    pub const fn prepare(offset: u64, length: u64, client_va: u64, surface_id: u32) -> Request {
+        Request::Prepare(PrepareRequest {
+            header: request_header(selector::PREPARE),
+            offset: U64::new(offset),
+            length: U64::new(length),
+            client_va: U64::new(client_va),
+            surface_id: U32::new(surface_id),
+            options: U32::ZERO,
+        })
+    }
+
+    /// The segments of `handle` from `continuation` on.
+    pub const fn segments(handle: u64, continuation: u64) -> Request {
+        Request::Segments(SegmentsRequest {
+            header: request_header(selector::SEGMENTS),
+            handle: U64::new(handle),
+            continuation: U64::new(continuation),
+        })
+    }
+
+    /// The release of `handle`.
+    pub const fn complete(handle: u64) -> Request {
+        Request::Complete(CompleteRequest {
+            header: request_header(selector::COMPLETE),
+            handle: U64::new(handle),
+            reserved: U64::ZERO,
+        })
+    }
+
+    /// A checksum of `[offset, offset + length)` of `handle`'s range.
+    pub const fn checksum(handle: u64, offset: u64, length: u64) -> Request {
+        Request::Checksum(ChecksumRequest {
+            header: request_header(selector::CHECKSUM),
+            handle: U64::new(handle),
+            offset: U64::new(offset),
+            length: U64::new(length),
+            reserved: U64::ZERO,
+        })
+    }
+
+    /// The request's header.
+    pub fn header(&self) -> &Header {
+        match self {
+            Request::Handshake(r) => &r.header,
+            Request::Prepare(r) => &r.header,
+            Request::Segments(r) => &r.header,
+            Request::Complete(r) => &r.header,
+            Request::Checksum(r) => &r.header,
+        }
+    }
+
     /// The [`selector`] number this request travels under.
     pub fn selector(&self) -> u16 {
-        match self {
-            Request::Handshake { .. } => selector::HANDSHAKE,
-            Request::Prepare { .. } => selector::PREPARE,
-            Request::Segments { .. } => selector::SEGMENTS,
-            Request::Complete { .. } => selector::COMPLETE,
-            Request::Checksum { .. } => selector::CHECKSUM,
-        }
+        self.header().selector.get()
     }
 
     /// Decodes one request message. Checks the header, the exact size for
@@ -112,110 +148,41 @@ impl Request {
                 if r.min_version.get() > r.max_version.get() {
                     return Err(WireError::Invalid("handshake min_version > max_version"));
                 }
-                Request::Handshake {
-                    min_version: r.min_version.get(),
-                    max_version: r.max_version.get(),
-                }
+                Request::Handshake(r)
             }
             selector::PREPARE => {
                 let r: PrepareRequest = exact(message, sel)?;
                 zero(u64::from(r.options.get()), "prepare.options")?;
-                Request::Prepare {
-                    offset: r.offset.get(),
-                    length: r.length.get(),
-                    client_va: r.client_va.get(),
-                    surface_id: r.surface_id.get(),
-                }
+                Request::Prepare(r)
             }
-            selector::SEGMENTS => {
-                let r: SegmentsRequest = exact(message, sel)?;
-                Request::Segments {
-                    handle: r.handle.get(),
-                    continuation: r.continuation.get(),
-                }
-            }
+            selector::SEGMENTS => Request::Segments(exact(message, sel)?),
             selector::COMPLETE => {
                 let r: CompleteRequest = exact(message, sel)?;
                 zero(r.reserved.get(), "complete.reserved")?;
-                Request::Complete {
-                    handle: r.handle.get(),
-                }
+                Request::Complete(r)
             }
             _ => {
                 let r: ChecksumRequest = exact(message, sel)?;
                 zero(r.reserved.get(), "checksum.reserved")?;
-                Request::Checksum {
-                    handle: r.handle.get(),
-                    offset: r.offset.get(),
-                    length: r.length.get(),
-                }
+                Request::Checksum(r)
             }
         })
     }
 
-    /// The message bytes: the selector's struct with a header of this
-    /// build's version and zeroed reserved fields. Values are sent as they
-    /// are; checking them is the resolver's part.
-    pub fn encode(&self) -> Vec<u8> {
-        let h = Header::new(self.selector(), IoReturn::SUCCESS, 0);
-        match *self {
-            Request::Handshake {
-                min_version,
-                max_version,
-            } => HandshakeRequest {
-                header: h,
-                min_version: U16::new(min_version),
-                max_version: U16::new(max_version),
-                reserved0: U32::ZERO,
-                reserved1: U64::ZERO,
-            }
-            .as_bytes()
-            .to_vec(),
-            Request::Prepare {
-                offset,
-                length,
-                client_va,
-                surface_id,
-            } => PrepareRequest {
-                header: h,
-                offset: U64::new(offset),
-                length: U64::new(length),
-                client_va: U64::new(client_va),
-                surface_id: U32::new(surface_id),
-                options: U32::ZERO,
-            }
-            .as_bytes()
-            .to_vec(),
-            Request::Segments {
-                handle,
-                continuation,
-            } => SegmentsRequest {
-                header: h,
-                handle: U64::new(handle),
-                continuation: U64::new(continuation),
-            }
-            .as_bytes()
-            .to_vec(),
-            Request::Complete { handle } => CompleteRequest {
-                header: h,
-                handle: U64::new(handle),
-                reserved: U64::ZERO,
-            }
-            .as_bytes()
-            .to_vec(),
-            Request::Checksum {
-                handle,
-                offset,
-                length,
-            } => ChecksumRequest {
-                header: h,
-                handle: U64::new(handle),
-                offset: U64::new(offset),
-                length: U64::new(length),
-                reserved: U64::ZERO,
-            }
-            .as_bytes()
-            .to_vec(),
+    /// The message bytes: the wire struct as it is. Values are sent as
+    /// they are; checking them is the resolver's part.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Request::Handshake(r) => r.as_bytes(),
+            Request::Prepare(r) => r.as_bytes(),
+            Request::Segments(r) => r.as_bytes(),
+            Request::Complete(r) => r.as_bytes(),
+            Request::Checksum(r) => r.as_bytes(),
         }
+    }
+
+    /// [`Request::as_bytes`], copied.
+    pub fn encode(&self) -> Vec<u8> {
+        self.as_bytes().to_vec()
     }
 }

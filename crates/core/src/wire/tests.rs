@@ -1,9 +1,10 @@
 //! The wire format against its own encoder and against hand-laid bytes.
 
-use super::reply::encode_batch;
 use super::*;
 use crate::addr::AddressKind;
 use core::mem::offset_of;
+use zerocopy::little_endian::{U32, U64};
+use zerocopy::{FromZeros, IntoBytes};
 
 #[test]
 fn sizes_are_pinned() {
@@ -36,28 +37,14 @@ fn every_field_is_naturally_aligned() {
 #[test]
 fn requests_round_trip() {
     let reqs = [
-        Request::Handshake {
-            min_version: 1,
-            max_version: 3,
-        },
-        Request::Prepare {
-            offset: 4096,
-            length: 1 << 30,
-            client_va: 0,
-            surface_id: 7,
-        },
-        Request::Segments {
-            handle: 9,
-            continuation: 4096 * 252,
-        },
-        Request::Complete { handle: 9 },
-        Request::Checksum {
-            handle: 9,
-            offset: 0,
-            length: 65536,
-        },
+        Request::handshake(1, 3),
+        Request::prepare(4096, 1 << 30, 0, 7),
+        Request::segments(9, 4096 * 252),
+        Request::complete(9),
+        Request::checksum(9, 0, 65536),
     ];
-    for r in reqs {
+    for (sel, r) in reqs.into_iter().enumerate() {
+        assert_eq!(usize::from(r.selector()), sel);
         let bytes = r.encode();
         assert_eq!(bytes.len(), request_size(r.selector()).unwrap());
         assert_eq!(Request::decode(&bytes), Ok(r));
@@ -65,8 +52,30 @@ fn requests_round_trip() {
 }
 
 #[test]
+fn constructors_lay_out_the_fields_the_header_names() {
+    // Hand-laid bytes of a checksum request: header, then handle, offset,
+    // length and a zero reserved word, little-endian.
+    let mut want = Vec::new();
+    want.extend_from_slice(&MAGIC.to_le_bytes());
+    want.extend_from_slice(&VERSION.to_le_bytes());
+    want.extend_from_slice(&selector::CHECKSUM.to_le_bytes());
+    want.extend_from_slice(&[0; 8]);
+    for word in [9u64, 0x40, 0x1000, 0] {
+        want.extend_from_slice(&word.to_le_bytes());
+    }
+    assert_eq!(Request::checksum(9, 0x40, 0x1000).as_bytes(), &want[..]);
+    let Ok(Request::Checksum(c)) = Request::decode(&want) else {
+        panic!("hand-laid checksum request refused");
+    };
+    assert_eq!(
+        (c.handle.get(), c.offset.get(), c.length.get()),
+        (9, 0x40, 0x1000)
+    );
+}
+
+#[test]
 fn malformed_requests_are_rejected() {
-    let good = Request::Complete { handle: 1 }.encode();
+    let good = Request::complete(1).encode();
     assert_eq!(Request::decode(&good[..10]), Err(WireError::Truncated(10)));
     assert!(matches!(
         Request::decode(&good[..20]),
@@ -104,69 +113,53 @@ fn malformed_requests_are_rejected() {
 
 #[test]
 fn handshake_accepts_other_versions_to_negotiate() {
-    let mut h = Request::Handshake {
-        min_version: 2,
-        max_version: 5,
-    }
-    .encode();
+    let mut h = Request::handshake(2, 5).encode();
     h[4] = 5;
-    assert_eq!(
-        Request::decode(&h),
-        Ok(Request::Handshake {
-            min_version: 2,
-            max_version: 5
-        })
-    );
-    let inverted = Request::Handshake {
-        min_version: 5,
-        max_version: 2,
-    }
-    .encode();
+    let Ok(Request::Handshake(d)) = Request::decode(&h) else {
+        panic!("a handshake of another version was refused");
+    };
+    assert_eq!((d.min_version.get(), d.max_version.get()), (2, 5));
+    // The header is kept as sent, so the request re-encodes to its bytes.
+    assert_eq!(d.header.version.get(), 5);
+    assert_eq!(Request::Handshake(d).encode(), h);
+    let inverted = Request::handshake(5, 2).encode();
     assert!(matches!(
         Request::decode(&inverted),
         Err(WireError::Invalid(_))
     ));
 }
 
-fn batch(segments: Vec<(u64, u64)>) -> SegmentBatch {
+fn batch(segments: &[(u64, u64)]) -> Box<SegmentsReply> {
     let len: u64 = segments.iter().map(|s| s.1).sum();
-    SegmentBatch {
-        handle: 3,
-        total_length: len + 4096,
-        start: 0,
-        next: len,
-        page_size: 4096,
-        address_kind: AddressKind::Physical,
-        segments,
+    let mut b = SegmentsReply::new(
+        selector::SEGMENTS,
+        3,
+        len + 4096,
+        0,
+        4096,
+        AddressKind::Physical,
+    );
+    for &(a, l) in segments {
+        assert!(b.push(a, l));
     }
+    b
 }
 
 #[test]
 fn replies_round_trip() {
+    let mut prepare = batch(&[(0x1000, 8192), (0x9000, 4096)]);
+    prepare.header.selector = selector::PREPARE.into();
     let replies = [
-        Reply::Handshake(ServerInfo {
-            version: 1,
-            address_kind: AddressKind::Iova,
-            page_size: 16384,
-            max_segments_per_reply: SEGMENTS_PER_REPLY as u32,
-            max_prepare_bytes: 1 << 40,
-            server_version: "unimem 0.1.0".into(),
-        }),
-        Reply::Segments {
-            selector: selector::PREPARE,
-            batch: batch(vec![(0x1000, 8192), (0x9000, 4096)]),
-        },
-        Reply::Complete {
-            handle: 3,
-            released_bytes: 12288,
-        },
-        Reply::Checksum {
-            handle: 3,
-            offset: 0,
-            length: 4096,
-            checksum: 0xdead,
-            algorithm: 1,
-        },
+        Reply::Handshake(HandshakeReply::new(
+            AddressKind::Iova,
+            16384,
+            SEGMENTS_PER_REPLY as u32,
+            1 << 40,
+            "unimem 0.1.0",
+        )),
+        Reply::Segments(prepare),
+        Reply::Complete(CompleteReply::new(3, 12288)),
+        Reply::Checksum(ChecksumReply::new(3, 0, 4096, 0xdead)),
         Reply::error(selector::PREPARE, IoReturn::NOT_PERMITTED, 1),
     ];
     for r in replies {
@@ -177,26 +170,66 @@ fn replies_round_trip() {
 }
 
 #[test]
+fn a_server_version_is_cut_at_a_character_boundary() {
+    // 30 ASCII bytes and a 3-byte character: the character does not fit
+    // before the NUL, so the string stops before it.
+    let long = format!("{}€", "v".repeat(30));
+    let h = HandshakeReply::new(AddressKind::Physical, 4096, 1, 4096, &long);
+    assert_eq!(h.server_version(), "v".repeat(30));
+    assert_eq!(
+        HandshakeReply::new(AddressKind::Physical, 4096, 1, 4096, "unimem 1").server_version(),
+        "unimem 1"
+    );
+}
+
+#[test]
+fn a_full_reply_takes_no_more_segments() {
+    let mut b = batch(&[]);
+    for i in 0..SEGMENTS_PER_REPLY as u64 {
+        assert!(b.push(0x1000 + i * 0x2000, 4096));
+    }
+    assert!(!b.push(0x1000, 4096));
+    assert_eq!(b.segments().len(), SEGMENTS_PER_REPLY);
+    assert_eq!(b.next.get(), SEGMENTS_PER_REPLY as u64 * 4096);
+}
+
+#[test]
 fn untrusted_segment_replies_are_checked() {
-    let enc = |b: &SegmentBatch| encode_batch(selector::SEGMENTS, b);
-    let mut b = batch(vec![(0x1000, 4096)]);
-    b.next += 4096; // lengths no longer add up
-    assert!(Reply::decode(selector::SEGMENTS, &enc(&b)).is_err());
-    let b = batch(vec![(u64::MAX - 100, 4096)]);
-    assert!(Reply::decode(selector::SEGMENTS, &enc(&b)).is_err());
-    let b = batch(vec![(0x1000, 0)]);
-    assert!(Reply::decode(selector::SEGMENTS, &enc(&b)).is_err());
-    let mut raw = enc(&batch(vec![(0x1000, 4096)]));
-    raw[60..64].copy_from_slice(&1000u32.to_le_bytes()); // count
-    assert!(Reply::decode(selector::SEGMENTS, &raw).is_err());
-    let raw = enc(&batch(vec![(0x1000, 4096)]));
+    let dec = |b: &SegmentsReply| Reply::decode(selector::SEGMENTS, b.as_bytes());
+    let mut b = batch(&[(0x1000, 4096)]);
+    b.next = U64::new(b.next.get() + 4096); // lengths no longer add up
+    assert!(dec(&b).is_err());
+    assert!(dec(&batch(&[(u64::MAX - 100, 4096)])).is_err());
+    assert!(dec(&batch(&[(0x1000, 0)])).is_err());
+    let mut b = batch(&[(0x1000, 4096)]);
+    b.count = U32::new(1000);
+    assert!(dec(&b).is_err());
+    let mut b = batch(&[(0x1000, 4096)]);
+    b.address_kind = U32::new(0);
+    assert!(dec(&b).is_err());
+    let b = batch(&[(0x1000, 4096)]);
     assert!(matches!(
-        Reply::decode(selector::PREPARE, &raw),
+        Reply::decode(selector::PREPARE, b.as_bytes()),
         Err(WireError::WrongSelector {
             got: 2,
             expected: 1
         })
     ));
+}
+
+#[test]
+fn entries_past_the_count_are_dropped() {
+    let mut b = batch(&[(0x1000, 4096)]);
+    b.segments[5] = WireSegment {
+        address: U64::new(0xdead_0000),
+        length: U64::new(4096),
+    };
+    let Ok(Reply::Segments(d)) = Reply::decode(selector::SEGMENTS, b.as_bytes()) else {
+        panic!("a reply with stale entries past its count was refused");
+    };
+    assert_eq!(d.segments().len(), 1);
+    assert_eq!(d.segments[5], WireSegment::new_zeroed());
+    assert_eq!(d, batch(&[(0x1000, 4096)]));
 }
 
 #[test]

@@ -74,14 +74,14 @@ impl<C: StructCall> Transport for DextTransport<C> {
     fn call(&mut self, request: &Request, fd: Option<BorrowedFd<'_>>) -> Result<Reply> {
         debug_assert!(fd.is_none(), "the DEXT maps the client's memory itself");
         let sel = request.selector();
-        let input = request.encode();
+        let input = request.as_bytes();
         let mut output = vec![0u8; wire::reply_size(sel).unwrap_or(wire::MAX_MESSAGE)];
         let n = self
             .connection
-            .call_struct(sel, &input, &mut output)
+            .call_struct(sel, input, &mut output)
             .map_err(|status| AppleError::from_call(sel, status))?;
         match Reply::decode(sel, &output[..n]).map_err(AppleError::from)? {
-            Reply::Status { status, .. } => Err(AppleError::from_reply(sel, status).into()),
+            Reply::Status(h) => Err(AppleError::from_reply(sel, h.status()).into()),
             reply => Ok(reply),
         }
     }
@@ -149,8 +149,8 @@ impl<C: StructCall> DextResolver<C> {
     }
 
     /// What the DEXT said in the handshake.
-    pub fn server(&self) -> wire::ServerInfo {
-        lock(&self.client).server().clone()
+    pub fn server(&self) -> wire::HandshakeReply {
+        *lock(&self.client).server()
     }
 }
 
@@ -167,7 +167,7 @@ impl<C: StructCall + Send + 'static> Resolver for DextResolver<C> {
         let c = lock(&self.client);
         format!(
             "the {DEXT_NAME} DEXT ({}, protocol {})",
-            c.server().server_version,
+            c.server().server_version(),
             c.server().version
         )
     }

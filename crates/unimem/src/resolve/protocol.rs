@@ -18,7 +18,7 @@ use std::os::fd::BorrowedFd;
 use unimem_core::addr::{AddressKind, PageSize};
 use unimem_core::checksum::ALGORITHM_FNV1A64_WORDS;
 use unimem_core::map::PaMap;
-use unimem_core::wire::{self, selector, Reply, Request, SegmentBatch, ServerInfo};
+use unimem_core::wire::{self, selector, HandshakeReply, Reply, Request, SegmentsReply};
 
 use crate::error::{Error, ErrorKind, Result};
 
@@ -100,7 +100,8 @@ pub struct ResolvedRanges {
 /// A connection to a resolver that has passed the handshake.
 pub struct ProtocolClient<T> {
     transport: T,
-    server: ServerInfo,
+    server: HandshakeReply,
+    address_kind: AddressKind,
     page_size: PageSize,
 }
 
@@ -121,15 +122,12 @@ impl<T: Transport> ProtocolClient<T> {
     /// about itself before anything else is sent.
     pub fn handshake(mut transport: T) -> Result<Self> {
         let peer = transport.peer();
-        let request = Request::Handshake {
-            min_version: wire::VERSION,
-            max_version: wire::VERSION,
-        };
+        let request = Request::handshake(wire::VERSION, wire::VERSION);
         let server = match transport.call(&request, None)? {
             Reply::Handshake(info) => info,
             other => return Err(unexpected(peer, &other)),
         };
-        if server.version != wire::VERSION {
+        if server.version.get() != wire::VERSION {
             return Err(protocol(format!(
                 "{peer} speaks protocol version {}, this client {}: update one of them so both \
                  come from the same release",
@@ -137,13 +135,19 @@ impl<T: Transport> ProtocolClient<T> {
                 wire::VERSION
             )));
         }
-        let page_size = PageSize::new(server.page_size).ok_or_else(|| {
+        let address_kind = server.address_kind().ok_or_else(|| {
+            protocol(format!(
+                "{peer} announced address kind {}, which this client does not know",
+                server.address_kind
+            ))
+        })?;
+        let page_size = PageSize::new(server.page_size.get()).ok_or_else(|| {
             protocol(format!(
                 "{peer} announced a page size of {}, which is not a power of two",
                 server.page_size
             ))
         })?;
-        if server.max_segments_per_reply as usize > wire::SEGMENTS_PER_REPLY {
+        if server.max_segments_per_reply.get() as usize > wire::SEGMENTS_PER_REPLY {
             return Err(protocol(format!(
                 "{peer} promises {} segments per reply, more than a reply holds ({})",
                 server.max_segments_per_reply,
@@ -153,18 +157,19 @@ impl<T: Transport> ProtocolClient<T> {
         Ok(Self {
             transport,
             server,
+            address_kind,
             page_size,
         })
     }
 
     /// What the peer said in the handshake.
-    pub fn server(&self) -> &ServerInfo {
+    pub fn server(&self) -> &HandshakeReply {
         &self.server
     }
 
     /// The kind of address the peer resolves to.
     pub fn address_kind(&self) -> AddressKind {
-        self.server.address_kind
+        self.address_kind
     }
 
     /// The peer's page size.
@@ -181,7 +186,9 @@ impl<T: Transport> ProtocolClient<T> {
     /// `max_prepare_bytes` rounded down to whole pages. A limit below one
     /// page leaves nothing to prepare.
     pub fn prepare_step(&self) -> Result<u64> {
-        let step = self.page_size.round_down(self.server.max_prepare_bytes);
+        let step = self
+            .page_size
+            .round_down(self.server.max_prepare_bytes.get());
         if step == 0 {
             return Err(protocol(format!(
                 "{}'s max_prepare_bytes ({}) is below one page, so no range can be prepared",
@@ -207,17 +214,12 @@ impl<T: Transport> ProtocolClient<T> {
                 "nothing to prepare: the length is 0",
             ));
         }
-        let request = Request::Prepare {
-            offset,
-            length,
-            client_va: surface.client_va,
-            surface_id: surface.surface_id,
-        };
+        let request = Request::prepare(offset, length, surface.client_va, surface.surface_id);
         let first = match self.transport.call(&request, surface.fd)? {
-            Reply::Segments { batch, .. } => batch,
+            Reply::Segments(batch) => batch,
             other => return Err(unexpected(self.transport.peer(), &other)),
         };
-        let handle = first.handle;
+        let handle = first.handle.get();
         let page = match self.range_page_size(&first) {
             Ok(page) => page,
             Err(e) => {
@@ -225,7 +227,7 @@ impl<T: Transport> ProtocolClient<T> {
                 return Err(e);
             }
         };
-        let mut map = PaMap::new(self.server.address_kind, page, length);
+        let mut map = PaMap::new(self.address_kind, page, length);
         match self.collect(first, handle, length, 0, &mut map) {
             Ok(()) => Ok(PreparedMap { handle, map }),
             Err(e) => {
@@ -312,8 +314,8 @@ impl<T: Transport> ProtocolClient<T> {
     /// The page size a range comes in, from its first reply: a power of two
     /// and a multiple of the handshake's (a surface of huge pages comes in
     /// huge pages).
-    fn range_page_size(&self, first: &SegmentBatch) -> Result<PageSize> {
-        PageSize::new(first.page_size)
+    fn range_page_size(&self, first: &SegmentsReply) -> Result<PageSize> {
+        PageSize::new(first.page_size.get())
             .filter(|p| p.bytes() >= self.page_size.bytes())
             .ok_or_else(|| {
                 protocol(format!(
@@ -342,7 +344,7 @@ impl<T: Transport> ProtocolClient<T> {
     /// bytes, handle `handle`), appending them to `map` at `base` on.
     fn collect(
         &mut self,
-        first: SegmentBatch,
+        first: Box<SegmentsReply>,
         handle: u64,
         length: u64,
         base: u64,
@@ -352,8 +354,9 @@ impl<T: Transport> ProtocolClient<T> {
         let mut expected_start = 0;
         loop {
             self.check_batch(&batch, handle, length, expected_start, map.page_size())?;
-            let mut offset = batch.start;
-            for &(address, len) in &batch.segments {
+            let mut offset = batch.start.get();
+            for segment in batch.segments() {
+                let (address, len) = (segment.address.get(), segment.length.get());
                 // Page frame 0 never backs user memory, and no IOMMU hands
                 // out IOVA 0 for a mapping: 0 is a peer that could not see
                 // the addresses, never a real segment.
@@ -376,11 +379,12 @@ impl<T: Transport> ProtocolClient<T> {
                     })?;
                 offset += len;
             }
-            if offset != batch.next {
+            let next = batch.next.get();
+            if offset != next {
                 return Err(protocol(format!(
                     "{}'s segments end at {offset:#x}, not at the continuation {:#x} it announced",
                     self.transport.peer(),
-                    batch.next
+                    next
                 )));
             }
             if batch.is_last() {
@@ -392,48 +396,48 @@ impl<T: Transport> ProtocolClient<T> {
                     self.transport.peer()
                 )));
             }
-            expected_start = batch.next;
-            batch = self.segments(handle, batch.next)?;
+            expected_start = next;
+            batch = self.segments(handle, next)?;
         }
     }
 
     /// Whether `b` is the next batch of the range asked for.
     fn check_batch(
         &self,
-        b: &SegmentBatch,
+        b: &SegmentsReply,
         handle: u64,
         length: u64,
         expected_start: u64,
         page: PageSize,
     ) -> Result<()> {
         let peer = self.transport.peer();
-        if b.handle != handle || b.total_length != length {
+        if b.handle.get() != handle || b.total_length.get() != length {
             return Err(protocol(format!(
                 "{peer} answered for another range (handle {}, {} bytes; asked for handle \
                  {handle}, {length} bytes)",
                 b.handle, b.total_length
             )));
         }
-        if b.start != expected_start {
+        if b.start.get() != expected_start {
             return Err(protocol(format!(
                 "{peer}'s segments start at {:#x}, not at {expected_start:#x}",
                 b.start
             )));
         }
-        if b.next > length || b.next < b.start {
+        if b.next.get() > length || b.next.get() < b.start.get() {
             return Err(protocol(format!(
                 "{peer}'s continuation {:#x} is outside the range",
                 b.next
             )));
         }
-        if b.address_kind != self.server.address_kind {
+        if b.address_kind() != Some(self.address_kind) {
             return Err(protocol(format!(
                 "{peer}'s segments are {} addresses, but its handshake said {}",
-                b.address_kind.name(),
-                self.server.address_kind.name()
+                b.address_kind().map_or("unknown", AddressKind::name),
+                self.address_kind.name()
             )));
         }
-        if b.page_size != page.bytes() {
+        if b.page_size.get() != page.bytes() {
             return Err(protocol(format!(
                 "{peer}'s segments come in pages of {} bytes, but the range's first reply said {}",
                 b.page_size,
@@ -444,29 +448,24 @@ impl<T: Transport> ProtocolClient<T> {
     }
 
     /// SEGMENTS: the segments of a prepared range from `continuation` on.
-    pub fn segments(&mut self, handle: u64, continuation: u64) -> Result<SegmentBatch> {
-        match self.transport.call(
-            &Request::Segments {
-                handle,
-                continuation,
-            },
-            None,
-        )? {
-            Reply::Segments { batch, .. } => Ok(batch),
+    pub fn segments(&mut self, handle: u64, continuation: u64) -> Result<Box<SegmentsReply>> {
+        match self
+            .transport
+            .call(&Request::segments(handle, continuation), None)?
+        {
+            Reply::Segments(batch) => Ok(batch),
             other => Err(unexpected(self.transport.peer(), &other)),
         }
     }
 
     /// COMPLETE: releases a prepared range; returns the bytes released.
     pub fn complete(&mut self, handle: u64) -> Result<u64> {
-        match self.transport.call(&Request::Complete { handle }, None)? {
-            Reply::Complete {
-                handle: h,
-                released_bytes,
-            } if h == handle => Ok(released_bytes),
-            Reply::Complete { handle: h, .. } => Err(protocol(format!(
-                "{} completed handle {h} when asked to complete {handle}",
-                self.transport.peer()
+        match self.transport.call(&Request::complete(handle), None)? {
+            Reply::Complete(r) if r.handle.get() == handle => Ok(r.released_bytes.get()),
+            Reply::Complete(r) => Err(protocol(format!(
+                "{} completed handle {} when asked to complete {handle}",
+                self.transport.peer(),
+                r.handle
             ))),
             other => Err(unexpected(self.transport.peer(), &other)),
         }
@@ -476,37 +475,26 @@ impl<T: Transport> ProtocolClient<T> {
     /// prepared range, computed by the peer through its own mapping.
     pub fn checksum(&mut self, handle: u64, offset: u64, length: u64) -> Result<u64> {
         let peer = self.transport.peer();
-        match self.transport.call(
-            &Request::Checksum {
-                handle,
-                offset,
-                length,
-            },
-            None,
-        )? {
-            Reply::Checksum {
-                handle: h,
-                offset: o,
-                length: l,
-                checksum,
-                algorithm,
-            } if h == handle && o == offset && l == length => {
-                if algorithm != ALGORITHM_FNV1A64_WORDS {
+        match self
+            .transport
+            .call(&Request::checksum(handle, offset, length), None)?
+        {
+            Reply::Checksum(r) => {
+                let (h, o, l) = (r.handle.get(), r.offset.get(), r.length.get());
+                if (h, o, l) != (handle, offset, length) {
                     return Err(protocol(format!(
-                        "{peer} used checksum algorithm {algorithm}, not FNV-1a words"
+                        "{peer} answered a checksum of handle {h} [{o:#x}, +{l:#x}) when asked \
+                         for handle {handle} [{offset:#x}, +{length:#x})"
                     )));
                 }
-                Ok(checksum)
+                if r.algorithm.get() != ALGORITHM_FNV1A64_WORDS {
+                    return Err(protocol(format!(
+                        "{peer} used checksum algorithm {}, not FNV-1a words",
+                        r.algorithm
+                    )));
+                }
+                Ok(r.checksum.get())
             }
-            Reply::Checksum {
-                handle: h,
-                offset: o,
-                length: l,
-                ..
-            } => Err(protocol(format!(
-                "{peer} answered a checksum of handle {h} [{o:#x}, +{l:#x}) when asked for \
-                 handle {handle} [{offset:#x}, +{length:#x})"
-            ))),
             other => Err(unexpected(peer, &other)),
         }
     }
@@ -523,6 +511,8 @@ fn unexpected(peer: &str, r: &Reply) -> Error {
 pub(crate) mod tests {
     use super::*;
     use unimem_core::iokit::IoReturn;
+    use unimem_core::wire::{ChecksumReply, CompleteReply};
+    use unimem_core::wire::{U32, U64};
 
     pub(crate) const PAGE: u64 = 16384;
 
@@ -540,7 +530,7 @@ pub(crate) mod tests {
         /// Answers every checksum with this error.
         pub(crate) fail_checksum: Option<IoReturn>,
         /// Rewrites each segments reply but the first before it is sent.
-        pub(crate) tamper: Option<fn(&mut SegmentBatch)>,
+        pub(crate) tamper: Option<fn(&mut SegmentsReply)>,
         /// Answers complete with this handle instead of the one asked for.
         pub(crate) complete_as: Option<u64>,
         /// The page size segments replies carry, when it is not the
@@ -563,13 +553,13 @@ pub(crate) mod tests {
             let decoded = Reply::decode(sel, &reply.encode())
                 .map_err(|e| protocol(format!("bad reply from the fake: {e}")))?;
             match decoded {
-                Reply::Status { status, .. } => Err(Error::new(
+                Reply::Status(h) => Err(Error::new(
                     if sel == selector::PREPARE {
                         ErrorKind::PrepareFailed
                     } else {
                         ErrorKind::Protocol
                     },
-                    format!("the fake refused {}: {status:?}", selector::name(sel)),
+                    format!("the fake refused {}: {:?}", selector::name(sel), h.status()),
                 )),
                 r => Ok(r),
             }
@@ -580,47 +570,41 @@ pub(crate) mod tests {
         /// The reply a resolver would send, error replies included.
         pub(crate) fn answer(&mut self, request: &Request) -> Reply {
             let sel = request.selector();
-            match *request {
-                Request::Handshake { .. } => Reply::Handshake(ServerInfo {
-                    version: wire::VERSION,
-                    address_kind: self.kind,
-                    page_size: self.page,
-                    max_segments_per_reply: wire::SEGMENTS_PER_REPLY as u32,
-                    max_prepare_bytes: self.max_prepare,
-                    server_version: "fake".into(),
-                }),
-                Request::Prepare { offset, length, .. } => self.prepare(sel, offset, length),
-                Request::Segments {
-                    handle,
-                    continuation,
-                } => match self.find(handle) {
-                    Some(range) => self.batch(sel, range, continuation),
+            match request {
+                Request::Handshake(_) => Reply::Handshake(HandshakeReply::new(
+                    self.kind,
+                    self.page,
+                    wire::SEGMENTS_PER_REPLY as u32,
+                    self.max_prepare,
+                    "fake",
+                )),
+                Request::Prepare(r) => self.prepare(sel, r.offset.get(), r.length.get()),
+                Request::Segments(r) => match self.find(r.handle.get()) {
+                    Some(range) => self.batch(sel, range, r.continuation.get()),
                     None => Reply::error(sel, IoReturn::NOT_FOUND, 0),
                 },
-                Request::Complete { handle } => match self.find(handle) {
-                    Some((_, _, length)) => {
-                        self.live.retain(|r| r.0 != handle);
-                        self.completed.push(handle);
-                        Reply::Complete {
-                            handle: self.complete_as.unwrap_or(handle),
-                            released_bytes: length,
+                Request::Complete(r) => {
+                    let handle = r.handle.get();
+                    match self.find(handle) {
+                        Some((_, _, length)) => {
+                            self.live.retain(|r| r.0 != handle);
+                            self.completed.push(handle);
+                            Reply::Complete(CompleteReply::new(
+                                self.complete_as.unwrap_or(handle),
+                                length,
+                            ))
                         }
+                        None => Reply::error(sel, IoReturn::NOT_FOUND, 0),
                     }
-                    None => Reply::error(sel, IoReturn::NOT_FOUND, 0),
-                },
-                Request::Checksum {
-                    handle,
-                    offset,
-                    length,
-                } => match self.fail_checksum {
+                }
+                Request::Checksum(r) => match self.fail_checksum {
                     Some(status) => Reply::error(sel, status, 0),
-                    None => Reply::Checksum {
-                        handle,
-                        offset,
-                        length,
-                        checksum: 0xfeed,
-                        algorithm: ALGORITHM_FNV1A64_WORDS,
-                    },
+                    None => Reply::Checksum(ChecksumReply::new(
+                        r.handle.get(),
+                        r.offset.get(),
+                        r.length.get(),
+                        0xfeed,
+                    )),
                 },
             }
         }
@@ -659,30 +643,23 @@ pub(crate) mod tests {
             // Two segments per reply, so paging is exercised.
             let first = ((base + from) / self.page) as usize;
             let last = ((base + length) / self.page) as usize;
-            let segments: Vec<(u64, u64)> = self.pages[first..last]
-                .iter()
-                .take(2)
-                .map(|&a| (a, self.page))
-                .collect();
-            let next = from + segments.len() as u64 * self.page;
-            let mut batch = SegmentBatch {
+            let mut batch = SegmentsReply::new(
+                sel,
                 handle,
-                total_length: length,
-                start: from,
-                next,
-                page_size: self.range_page.unwrap_or(self.page),
-                address_kind: self.kind,
-                segments,
-            };
+                length,
+                from,
+                self.range_page.unwrap_or(self.page),
+                self.kind,
+            );
+            for &address in self.pages[first..last].iter().take(2) {
+                assert!(batch.push(address, self.page));
+            }
             // The first reply stays honest, so the client knows the handle
             // it must complete when a later one breaks a promise.
             if let (Some(tamper), true) = (self.tamper, from > 0) {
                 tamper(&mut batch);
             }
-            Reply::Segments {
-                selector: sel,
-                batch,
-            }
+            Reply::Segments(batch)
         }
     }
 
@@ -758,26 +735,35 @@ pub(crate) mod tests {
     /// refused, and the range completed so nothing stays pinned.
     #[test]
     fn replies_that_break_a_promise_are_refused_and_the_range_completed() {
-        type Tamper = fn(&mut SegmentBatch);
+        type Tamper = fn(&mut SegmentsReply);
+        fn add(field: &mut U64, n: u64) {
+            *field = U64::new(field.get() + n);
+        }
         let cases: [(Tamper, &str); 9] = [
-            (|b| b.segments[0].0 = 0, "address 0"),
-            (|b| b.handle += 1, "another range"),
-            (|b| b.total_length += PAGE, "another range"),
+            (|b| b.segments[0].address = U64::ZERO, "address 0"),
+            (|b| add(&mut b.handle, 1), "another range"),
+            (|b| add(&mut b.total_length, PAGE), "another range"),
             (
                 |b| {
-                    b.start += PAGE;
-                    b.next += PAGE;
+                    add(&mut b.start, PAGE);
+                    add(&mut b.next, PAGE);
                 },
                 "start at",
             ),
-            (|b| b.address_kind = AddressKind::Physical, "handshake said"),
-            (|b| b.page_size *= 2, "the range's first reply said"),
+            (
+                |b| b.address_kind = AddressKind::Physical.to_wire().into(),
+                "handshake said",
+            ),
+            (
+                |b| add(&mut b.page_size, PAGE),
+                "the range's first reply said",
+            ),
             // The wire decoder already refuses lengths that do not add up.
-            (|b| b.next += PAGE, "add up"),
-            (|b| b.segments[0].1 = 4 * PAGE, "add up"),
+            (|b| add(&mut b.next, PAGE), "add up"),
+            (|b| b.segments[0].length = U64::new(4 * PAGE), "add up"),
             (
                 |b| {
-                    b.segments.clear();
+                    b.count = U32::ZERO;
                     b.next = b.start;
                 },
                 "empty segments reply",

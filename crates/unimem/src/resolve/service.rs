@@ -26,7 +26,7 @@ use unimem_core::wire::{selector, Reply, Request, MAX_MESSAGE};
 use unimem_core::PaMap;
 
 pub use crate::service::DEFAULT_SOCKET;
-pub use unimem_core::wire::ServerInfo;
+pub use unimem_core::wire::HandshakeReply;
 
 /// How long the client waits for one reply. Preparing pins every page of
 /// the range, which for gigabytes of never-touched memory takes seconds.
@@ -73,7 +73,7 @@ impl ProtocolClient<SocketTransport> {
     }
 
     /// What the service said in the handshake.
-    pub fn info(&self) -> &ServerInfo {
+    pub fn info(&self) -> &HandshakeReply {
         self.server()
     }
 
@@ -239,7 +239,7 @@ impl SocketTransport {
             )
         })?;
         match reply {
-            Reply::Status { status, detail, .. } => Err(refusal(sel, status, detail)),
+            Reply::Status(h) => Err(refusal(sel, h.status(), h.detail.get())),
             r => Ok(r),
         }
     }
@@ -393,8 +393,8 @@ impl ServiceResolver {
 
     /// What the service said in the handshake: its address kind, page
     /// size and limits.
-    pub fn info(&self) -> ServerInfo {
-        lock(&self.client).info().clone()
+    pub fn info(&self) -> HandshakeReply {
+        *lock(&self.client).info()
     }
 }
 
@@ -408,7 +408,7 @@ impl Resolver for ServiceResolver {
         format!(
             "service ({}, {})",
             c.path().display(),
-            c.info().server_version
+            c.info().server_version()
         )
     }
 
@@ -463,6 +463,6 @@ fn lock(m: &Mutex<ServiceClient>) -> std::sync::MutexGuard<'_, ServiceClient> {
 
 /// Connects (to a service that must run as `service_uid`), does the
 /// handshake and returns what the service said, for `unimem info`.
-pub fn server_info(path: &Path, service_uid: u32) -> Result<ServerInfo> {
-    Ok(ServiceClient::connect_to(path, service_uid)?.info().clone())
+pub fn server_info(path: &Path, service_uid: u32) -> Result<HandshakeReply> {
+    Ok(*ServiceClient::connect_to(path, service_uid)?.info())
 }

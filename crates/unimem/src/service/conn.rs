@@ -23,7 +23,8 @@ use std::sync::Arc;
 use std::time::Instant;
 use unimem_core::iokit::IoReturn;
 use unimem_core::wire::{
-    selector, Reply, Request, ServerInfo, MAX_MESSAGE, SEGMENTS_PER_REPLY, VERSION,
+    selector, ChecksumReply, CompleteReply, HandshakeReply, Reply, Request, MAX_MESSAGE,
+    SEGMENTS_PER_REPLY, VERSION,
 };
 use unimem_core::AddressKind;
 
@@ -367,26 +368,18 @@ impl Conn {
             )));
         }
         match req {
-            Request::Handshake {
-                min_version,
-                max_version,
-            } => self.on_handshake(min_version, max_version),
-            Request::Prepare {
-                offset,
-                length,
-                client_va,
-                ..
-            } => self.on_prepare(frame.fds.pop(), offset, length, client_va),
-            Request::Segments {
-                handle,
-                continuation,
-            } => self.on_segments(handle, continuation),
-            Request::Complete { handle } => self.on_complete(handle),
-            Request::Checksum {
-                handle,
-                offset,
-                length,
-            } => self.on_checksum(handle, offset, length),
+            Request::Handshake(r) => self.on_handshake(r.min_version.get(), r.max_version.get()),
+            Request::Prepare(r) => self.on_prepare(
+                frame.fds.pop(),
+                r.offset.get(),
+                r.length.get(),
+                r.client_va.get(),
+            ),
+            Request::Segments(r) => self.on_segments(r.handle.get(), r.continuation.get()),
+            Request::Complete(r) => self.on_complete(r.handle.get()),
+            Request::Checksum(r) => {
+                self.on_checksum(r.handle.get(), r.offset.get(), r.length.get())
+            }
         }
         .map_err(fail)
     }
@@ -404,14 +397,13 @@ impl Conn {
             });
         }
         self.handshaken = true;
-        let info = ServerInfo {
-            version: VERSION,
-            address_kind: AddressKind::Physical,
-            page_size: self.shared.page_size,
-            max_segments_per_reply: SEGMENTS_PER_REPLY as u32,
-            max_prepare_bytes: self.shared.config.limits.max_prepare_bytes,
-            server_version: format!("unimem {}", env!("CARGO_PKG_VERSION")),
-        };
+        let info = HandshakeReply::new(
+            AddressKind::Physical,
+            self.shared.page_size,
+            SEGMENTS_PER_REPLY as u32,
+            self.shared.config.limits.max_prepare_bytes,
+            concat!("unimem ", env!("CARGO_PKG_VERSION")),
+        );
         Ok((Reply::Handshake(info), String::new()))
     }
 
@@ -436,16 +428,11 @@ impl Conn {
     /// pages they describe are checked to be still the file's.
     fn on_segments(&mut self, handle: u64, continuation: u64) -> Answer {
         let range = self.range(handle)?;
-        let batch = range.batch(handle, continuation)?;
-        range.verify(&self.shared.pagemap, batch.start, batch.next - batch.start)?;
+        let batch = range.batch(selector::SEGMENTS, handle, continuation)?;
+        let (start, next) = (batch.start.get(), batch.next.get());
+        range.verify(&self.shared.pagemap, start, next - start)?;
         let note = format!(" handle {handle} from {continuation:#x}");
-        Ok((
-            Reply::Segments {
-                selector: selector::SEGMENTS,
-                batch,
-            },
-            note,
-        ))
+        Ok((Reply::Segments(batch), note))
     }
 
     /// COMPLETE: unpins a prepared range and forgets its handle.
@@ -461,10 +448,7 @@ impl Conn {
         self.shared.user_release(self.uid, len);
         self.shared.counters.handles.fetch_sub(1, Ordering::SeqCst);
         Ok((
-            Reply::Complete {
-                handle,
-                released_bytes,
-            },
+            Reply::Complete(CompleteReply::new(handle, released_bytes)),
             format!(" handle {handle}"),
         ))
     }
@@ -478,13 +462,7 @@ impl Conn {
         let checksum = range.checksum(&self.shared.pagemap, offset, length);
         counters.checksumming.fetch_sub(1, Ordering::SeqCst);
         Ok((
-            Reply::Checksum {
-                handle,
-                offset,
-                length,
-                checksum: checksum?,
-                algorithm: unimem_core::checksum::ALGORITHM_FNV1A64_WORDS,
-            },
+            Reply::Checksum(ChecksumReply::new(handle, offset, length, checksum?)),
             format!(" handle {handle} {offset:#x}+{length:#x}"),
         ))
     }
@@ -564,7 +542,7 @@ impl Conn {
         let handle = self.next_handle;
         self.next_handle += 1;
         let batch = range
-            .batch(handle, 0)
+            .batch(selector::PREPARE, handle, 0)
             .inspect_err(|_| self.shared.user_release(self.uid, length))?;
         let note = format!(
             " handle {handle}: {length} bytes pinned in {} segments",
@@ -573,13 +551,7 @@ impl Conn {
         self.bytes += length;
         counters.handles.fetch_add(1, Ordering::SeqCst);
         self.handles.insert(handle, range);
-        Ok((
-            Reply::Segments {
-                selector: selector::PREPARE,
-                batch,
-            },
-            note,
-        ))
+        Ok((Reply::Segments(batch), note))
     }
 }
 

@@ -25,7 +25,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use unimem_core::checksum::Checksum;
 use unimem_core::iokit::IoReturn;
-use unimem_core::wire::{SegmentBatch, SEGMENTS_PER_REPLY};
+use unimem_core::wire::SegmentsReply;
 use unimem_core::{AddressKind, Coverage, PaMap, PageSize, VirtAddr};
 
 /// `statfs.f_type` of tmpfs, which memfds without `MFD_HUGETLB` live on.
@@ -245,8 +245,14 @@ impl PreparedRange {
         self.map.page_size()
     }
 
-    /// The reply batch starting at `continuation`.
-    pub fn batch(&self, handle: u64, continuation: u64) -> Result<SegmentBatch, Refusal> {
+    /// The reply to `selector` (PREPARE or SEGMENTS) carrying the segments
+    /// from `continuation` on, as many as one reply holds.
+    pub fn batch(
+        &self,
+        selector: u16,
+        handle: u64,
+        continuation: u64,
+    ) -> Result<Box<SegmentsReply>, Refusal> {
         let total = self.len();
         if continuation > total || !self.page_size().is_aligned(continuation) {
             return Err(Refusal::rule(
@@ -256,29 +262,25 @@ impl PreparedRange {
         }
         let segs = self.map.segments();
         let first = segs.partition_point(|s| s.end() <= continuation);
-        let mut out = Vec::with_capacity(SEGMENTS_PER_REPLY.min(segs.len() - first));
-        let mut next = continuation;
+        let mut reply = SegmentsReply::new(
+            selector,
+            handle,
+            total,
+            continuation,
+            self.page_size().bytes(),
+            AddressKind::Physical,
+        );
         for s in &segs[first..] {
-            if out.len() == SEGMENTS_PER_REPLY {
-                break;
-            }
             // The map has no holes (checked at prepare).
             let Some(addr) = s.address().map(|a| a.get()) else {
                 break;
             };
-            let skip = next - s.offset;
-            out.push((addr + skip, s.length - skip));
-            next = s.end();
+            let skip = reply.next.get() - s.offset;
+            if !reply.push(addr + skip, s.length - skip) {
+                break;
+            }
         }
-        Ok(SegmentBatch {
-            handle,
-            total_length: total,
-            start: continuation,
-            next,
-            page_size: self.page_size().bytes(),
-            address_kind: AddressKind::Physical,
-            segments: out,
-        })
+        Ok(reply)
     }
 
     /// Refuses with [`Rule::SurfaceChanged`] unless the pages covering

@@ -163,24 +163,13 @@ mod tests {
         };
         let mut s = Session::new(limits).unwrap();
         let fd = memfd(8 * page);
-        let prep = |o, l| {
-            Request::Prepare {
-                offset: o,
-                length: l,
-                client_va: 0,
-                surface_id: 0,
-            }
-            .encode()
-        };
+        let prep = |o, l| Request::prepare(o, l, 0, 0).encode();
         let dup = |fd: &OwnedFd| vec![fd.try_clone().unwrap()];
         assert_eq!(
             rule(&s.request(&prep(0, page), dup(&fd))),
             Some(Rule::HandshakeFirst)
         );
-        let hs = Request::Handshake {
-            min_version: VERSION,
-            max_version: VERSION,
-        };
+        let hs = Request::handshake(VERSION, VERSION);
         assert!(matches!(
             Reply::decode(0, &s.request(&hs.encode(), vec![])),
             Ok(Reply::Handshake(_))
@@ -196,10 +185,10 @@ mod tests {
             s.check().unwrap();
             return;
         }
-        let Ok(Reply::Segments { batch, .. }) = Reply::decode(1, &r) else {
+        let Ok(Reply::Segments(batch)) = Reply::decode(1, &r) else {
             panic!("prepare refused: {:?}", Header::parse(&r))
         };
-        assert_eq!(s.held(), vec![(batch.handle, 4 * page)]);
+        assert_eq!(s.held(), vec![(batch.handle.get(), 4 * page)]);
         s.check().unwrap();
         assert_eq!(
             rule(&s.request(&prep(4 * page, 4 * page), dup(&fd))),

@@ -18,10 +18,7 @@ const MIB: u64 = 1 << 20;
 const USER_A: u32 = 65534;
 const USER_B: u32 = 65533;
 
-const HANDSHAKE: Request = Request::Handshake {
-    min_version: VERSION,
-    max_version: VERSION,
-};
+const HANDSHAKE: Request = Request::handshake(VERSION, VERSION);
 
 /// What the service answered: "OK", the refusing rule's name, or "CLOSED".
 fn answer(sock: &OwnedFd, req: &Request, fd: Option<std::os::fd::BorrowedFd<'_>>) -> String {
@@ -70,12 +67,7 @@ fn child_hold() {
         conns.push(s);
     }
     let fd = memfd((pages + 1) * ps);
-    let prepare = |len| Request::Prepare {
-        offset: 0,
-        length: len,
-        client_va: 0,
-        surface_id: 0,
-    };
+    let prepare = |len| Request::prepare(0, len, 0, 0);
     say(format!(
         "PREPARE {}",
         answer(&conns[0], &prepare(pages * ps), Some(fd.as_fd()))
@@ -273,23 +265,14 @@ fn a_connection_that_keeps_sending_bad_frames_is_closed() {
     assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
     // A good request between refusals resets the count.
     for _ in 0..3 {
-        assert_eq!(
-            answer(&s, &Request::Complete { handle: 9 }, None),
-            "UnknownHandle"
-        );
+        assert_eq!(answer(&s, &Request::complete(9), None), "UnknownHandle");
     }
     assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
     for _ in 0..3 {
-        assert_eq!(
-            answer(&s, &Request::Complete { handle: 9 }, None),
-            "UnknownHandle"
-        );
+        assert_eq!(answer(&s, &Request::complete(9), None), "UnknownHandle");
     }
     // The fourth in a row: answered, then the connection is closed.
-    assert_eq!(
-        answer(&s, &Request::Complete { handle: 9 }, None),
-        "UnknownHandle"
-    );
+    assert_eq!(answer(&s, &Request::complete(9), None), "UnknownHandle");
     assert_eq!(
         last_rule_before_close(&s, Duration::from_secs(5)),
         Some(Rule::TooManyRefusals)

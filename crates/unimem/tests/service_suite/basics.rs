@@ -282,29 +282,17 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
     let s = raw_connect(&svc.socket);
     let none: &[BorrowedFd<'_>] = &[];
     let ps = rustix::param::page_size() as u64;
-    let prepare = |offset, length| {
-        Request::Prepare {
-            offset,
-            length,
-            client_va: 0,
-            surface_id: 0,
-        }
-        .encode()
-    };
+    let prepare = |offset, length| Request::prepare(offset, length, 0, 0).encode();
 
     expect_error(
         &s,
         "before handshake",
-        &Request::Complete { handle: 1 }.encode(),
+        &Request::complete(1).encode(),
         none,
         IoReturn::NOT_READY,
         Some(Rule::HandshakeFirst),
     );
-    let hs = Request::Handshake {
-        min_version: 2,
-        max_version: 3,
-    }
-    .encode();
+    let hs = Request::handshake(2, 3).encode();
     expect_error(
         &s,
         "no common version",
@@ -313,14 +301,10 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
         IoReturn::UNSUPPORTED,
         None,
     );
-    let hs = Request::Handshake {
-        min_version: 1,
-        max_version: 1,
-    }
-    .encode();
+    let hs = Request::handshake(1, 1).encode();
     assert!(raw_call(&s, &hs, none).0.status().is_success());
 
-    let good = Request::Complete { handle: 1 }.encode();
+    let good = Request::complete(1).encode();
     expect_error(
         &s,
         "truncated header",
@@ -399,22 +383,9 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
     );
 
     for (what, req) in [
-        (
-            "bogus handle: segments",
-            Request::Segments {
-                handle: 777,
-                continuation: 0,
-            },
-        ),
-        ("bogus handle: complete", Request::Complete { handle: 777 }),
-        (
-            "bogus handle: checksum",
-            Request::Checksum {
-                handle: 777,
-                offset: 0,
-                length: 8,
-            },
-        ),
+        ("bogus handle: segments", Request::segments(777, 0)),
+        ("bogus handle: complete", Request::complete(777)),
+        ("bogus handle: checksum", Request::checksum(777, 0, 8)),
     ] {
         expect_error(
             &s,
@@ -538,11 +509,7 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
     expect_error(
         &s,
         "fd with segments",
-        &Request::Segments {
-            handle: 1,
-            continuation: 0,
-        }
-        .encode(),
+        &Request::segments(1, 0).encode(),
         &[m.as_fd()],
         IoReturn::BAD_ARGUMENT,
         Some(Rule::ExtraFds),
@@ -587,13 +554,7 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
         IoReturn::BAD_ARGUMENT,
         Some(Rule::Alignment),
     );
-    let va = Request::Prepare {
-        offset: 0,
-        length: ps,
-        client_va: 0x1000,
-        surface_id: 0,
-    }
-    .encode();
+    let va = Request::prepare(0, ps, 0x1000, 0).encode();
     expect_error(
         &s,
         "client_va on Linux",
@@ -611,13 +572,7 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
         h.status()
     );
     assert_eq!(len, wire::MAX_MESSAGE);
-    let seg = |c| {
-        Request::Segments {
-            handle: 1,
-            continuation: c,
-        }
-        .encode()
-    };
+    let seg = |c| Request::segments(1, c).encode();
     expect_error(
         &s,
         "continuation past the end",
@@ -634,14 +589,7 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
         IoReturn::BAD_ARGUMENT,
         Some(Rule::Continuation),
     );
-    let ck = |o, l| {
-        Request::Checksum {
-            handle: 1,
-            offset: o,
-            length: l,
-        }
-        .encode()
-    };
+    let ck = |o, l| Request::checksum(1, o, l).encode();
     expect_error(
         &s,
         "checksum past the end",
@@ -691,16 +639,14 @@ fn every_malformed_frame_gets_an_error_and_the_service_stays_up() {
         0,
         "the checksum filled the punched hole"
     );
-    assert!(
-        raw_call(&s, &Request::Complete { handle: 1 }.encode(), none)
-            .0
-            .status()
-            .is_success()
-    );
+    assert!(raw_call(&s, &Request::complete(1).encode(), none)
+        .0
+        .status()
+        .is_success());
     expect_error(
         &s,
         "complete twice",
-        &Request::Complete { handle: 1 }.encode(),
+        &Request::complete(1).encode(),
         none,
         IoReturn::NOT_FOUND,
         Some(Rule::UnknownHandle),
@@ -833,11 +779,7 @@ fn a_stalled_client_does_not_block_others() {
     // One client sends requests and never reads a reply, another connects
     // and never sends anything; both hold their connections open.
     let stalled = raw_connect(&svc.socket);
-    let hs = Request::Handshake {
-        min_version: 1,
-        max_version: 1,
-    }
-    .encode();
+    let hs = Request::handshake(1, 1).encode();
     for _ in 0..64 {
         if rustix::net::send(&stalled, &hs, rustix::net::SendFlags::DONTWAIT).is_err() {
             break;

@@ -122,40 +122,35 @@ struct Frame {
 fn hostile_frame(rng: &mut Rng, page: u64) -> Frame {
     let req = |rng: &mut Rng| -> Request {
         match rng.below(5) {
-            0 => Request::Handshake {
-                min_version: rng.below(3) as u16,
-                max_version: rng.below(3) as u16 + 1,
-            },
-            1 => Request::Prepare {
-                offset: edgy(rng, page),
-                length: edgy(rng, page),
-                client_va: if rng.chance(8) { rng.next() } else { 0 },
-                surface_id: rng.next() as u32,
-            },
-            2 => Request::Segments {
-                handle: if rng.chance(2) {
+            0 => Request::handshake(rng.below(3) as u16, rng.below(3) as u16 + 1),
+            1 => Request::prepare(
+                edgy(rng, page),
+                edgy(rng, page),
+                if rng.chance(8) { rng.next() } else { 0 },
+                rng.next() as u32,
+            ),
+            2 => Request::segments(
+                if rng.chance(2) {
                     rng.below(40)
                 } else {
                     rng.next()
                 },
-                continuation: edgy(rng, page),
-            },
-            3 => Request::Complete {
-                handle: if rng.chance(2) {
+                edgy(rng, page),
+            ),
+            3 => Request::complete(if rng.chance(2) {
+                rng.below(40)
+            } else {
+                rng.next()
+            }),
+            _ => Request::checksum(
+                if rng.chance(2) {
                     rng.below(40)
                 } else {
                     rng.next()
                 },
-            },
-            _ => Request::Checksum {
-                handle: if rng.chance(2) {
-                    rng.below(40)
-                } else {
-                    rng.next()
-                },
-                offset: edgy(rng, page),
-                length: edgy(rng, page),
-            },
+                edgy(rng, page),
+                edgy(rng, page),
+            ),
         }
     };
     let mut fds = Vec::new();
@@ -200,13 +195,8 @@ fn hostile_frame(rng: &mut Rng, page: u64) -> Frame {
         }
         // A prepare with the wrong fds: none, a wrong kind, too many.
         4 | 5 => {
-            let b = Request::Prepare {
-                offset: rng.below(20) * page,
-                length: (1 + rng.below(20)) * page,
-                client_va: 0,
-                surface_id: 0,
-            }
-            .encode();
+            let b =
+                Request::prepare(rng.below(20) * page, (1 + rng.below(20)) * page, 0, 0).encode();
             match rng.below(3) {
                 0 => {}
                 1 => fds.push(1 + rng.below(5) as usize),
@@ -221,13 +211,7 @@ fn hostile_frame(rng: &mut Rng, page: u64) -> Frame {
         // Its own memfd with edgy ranges (past the surface, past u64).
         6 | 7 => {
             fds.push(0);
-            Request::Prepare {
-                offset: edgy(rng, page),
-                length: edgy(rng, page),
-                client_va: 0,
-                surface_id: 0,
-            }
-            .encode()
+            Request::prepare(edgy(rng, page), edgy(rng, page), 0, 0).encode()
         }
         // Anything well-formed, with stray fds now and then.
         _ => {
@@ -285,10 +269,7 @@ fn hostile(socket: &Path, seed: u64, counts: &Counts, until: Instant) {
         let mut refused_in_row = 0u32;
         // Most connections handshake first; some never do.
         if !rng.chance(5) {
-            let hs = Request::Handshake {
-                min_version: VERSION,
-                max_version: VERSION,
-            };
+            let hs = Request::handshake(VERSION, VERSION);
             frame::send(sock.as_fd(), &hs.encode(), &[]).unwrap();
             let f = frame::recv(sock.as_fd(), &mut buf).unwrap().unwrap();
             assert!(matches!(
@@ -366,26 +347,30 @@ fn check_reply(fr: &Frame, reply: &[u8], mine: &mut HashSet<u64>, page: u64, cou
     let r = Reply::decode(req.selector(), reply)
         .unwrap_or_else(|e| panic!("bad reply to {req:?}: {e}"));
     match (req, r) {
-        (Request::Handshake { .. }, Reply::Handshake(_)) => {}
-        (Request::Prepare { offset, length, .. }, Reply::Segments { batch, .. }) => {
+        (Request::Handshake(_), Reply::Handshake(_)) => {}
+        (Request::Prepare(p), Reply::Segments(batch)) => {
             assert_eq!(fr.fds, [0], "prepare succeeded with fds {:?}", fr.fds);
+            let (offset, length) = (p.offset.get(), p.length.get());
             assert!(offset + length <= 16 * page && length > 0);
-            assert!(mine.insert(batch.handle), "a handle given twice");
+            assert!(mine.insert(batch.handle.get()), "a handle given twice");
         }
-        (Request::Segments { handle, .. }, Reply::Segments { batch, .. }) => {
+        (Request::Segments(s), Reply::Segments(batch)) => {
+            let handle = s.handle.get();
             assert!(
                 mine.contains(&handle),
                 "segments of a handle not ours: {handle}"
             );
-            assert_eq!(batch.handle, handle);
+            assert_eq!(batch.handle.get(), handle);
         }
-        (Request::Checksum { handle, .. }, Reply::Checksum { .. }) => {
+        (Request::Checksum(c), Reply::Checksum(_)) => {
+            let handle = c.handle.get();
             assert!(
                 mine.contains(&handle),
                 "checksum of a handle not ours: {handle}"
             );
         }
-        (Request::Complete { handle }, Reply::Complete { .. }) => {
+        (Request::Complete(c), Reply::Complete(_)) => {
+            let handle = c.handle.get();
             assert!(
                 mine.remove(&handle),
                 "complete of a handle not ours: {handle}"

@@ -38,10 +38,7 @@ fn rule_of(reply: &[u8]) -> Option<Rule> {
 
 fn handshaken(svc: &Running) -> OwnedFd {
     let s = raw_connect(&svc.socket);
-    let hs = Request::Handshake {
-        min_version: VERSION,
-        max_version: VERSION,
-    };
+    let hs = Request::handshake(VERSION, VERSION);
     assert!(matches!(
         Reply::decode(0, &call(&s, &hs, None)),
         Ok(Reply::Handshake(_))
@@ -50,12 +47,7 @@ fn handshaken(svc: &Running) -> OwnedFd {
 }
 
 fn prepare(offset: u64, length: u64) -> Request {
-    Request::Prepare {
-        offset,
-        length,
-        client_va: 0,
-        surface_id: 0,
-    }
+    Request::prepare(offset, length, 0, 0)
 }
 
 fn blocks(fd: &OwnedFd) -> u64 {
@@ -103,19 +95,12 @@ fn a_punched_hole_under_a_prepared_range_is_reported_never_described_or_filled()
     let fd = memfd(len);
     let s = handshaken(&svc);
     let first = call(&s, &prepare(0, len), Some(fd.as_fd()));
-    let Ok(Reply::Segments { batch, .. }) = Reply::decode(1, &first) else {
+    let Ok(Reply::Segments(batch)) = Reply::decode(1, &first) else {
         panic!("prepare refused: {:?}", rule_of(&first))
     };
-    let handle = batch.handle;
-    let segments = Request::Segments {
-        handle,
-        continuation: 0,
-    };
-    let checksum = Request::Checksum {
-        handle,
-        offset: 0,
-        length: len,
-    };
+    let handle = batch.handle.get();
+    let segments = Request::segments(handle, 0);
+    let checksum = Request::checksum(handle, 0, len);
     // Unchanged: both answered.
     assert_eq!(rule_of(&call(&s, &segments, None)), None);
     assert_eq!(rule_of(&call(&s, &checksum, None)), None);
@@ -138,11 +123,7 @@ fn a_punched_hole_under_a_prepared_range_is_reported_never_described_or_filled()
         );
     }
     // A checksum of only the pages still there is still answered.
-    let head = Request::Checksum {
-        handle,
-        offset: 0,
-        length: 3 * ps,
-    };
+    let head = Request::checksum(handle, 0, 3 * ps);
     assert_eq!(rule_of(&call(&s, &head, None)), None);
     // The service filled nothing.
     assert_eq!(blocks(&fd), before, "the service faulted the hole back in");
@@ -303,14 +284,10 @@ fn hugetlb_surfaces_need_every_huge_page_and_report_punched_ones() {
     // Written: prepared; then one huge page punched out.
     populate(&fd, len);
     let first = call(&s, &prepare(0, len), Some(fd.as_fd()));
-    let Ok(Reply::Segments { batch, .. }) = Reply::decode(1, &first) else {
+    let Ok(Reply::Segments(batch)) = Reply::decode(1, &first) else {
         panic!("prepare refused: {:?}", rule_of(&first))
     };
-    let checksum = Request::Checksum {
-        handle: batch.handle,
-        offset: 0,
-        length: len,
-    };
+    let checksum = Request::checksum(batch.handle.get(), 0, len);
     assert_eq!(rule_of(&call(&s, &checksum, None)), None);
     punch(&fd, huge, huge);
     assert_eq!(

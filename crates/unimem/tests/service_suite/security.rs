@@ -41,18 +41,10 @@ fn refusal(
     (!h.status().is_success()).then(|| Rule::from_detail(h.detail.get()).expect("a rule"))
 }
 
-const HANDSHAKE: Request = Request::Handshake {
-    min_version: VERSION,
-    max_version: VERSION,
-};
+const HANDSHAKE: Request = Request::handshake(VERSION, VERSION);
 
 fn prepare(offset: u64, length: u64) -> Request {
-    Request::Prepare {
-        offset,
-        length,
-        client_va: 0,
-        surface_id: 0,
-    }
+    Request::prepare(offset, length, 0, 0)
 }
 
 /// Child: connects as its uid and tries, raw, everything in
@@ -187,16 +179,9 @@ fn no_connection_reaches_another_connections_handles_or_outside_its_surface() {
     assert_eq!(refusal(&b, &HANDSHAKE, None), None);
     for h in [h1, h2, 0, 3, 4, 64, u64::MAX] {
         for req in [
-            Request::Segments {
-                handle: h,
-                continuation: 0,
-            },
-            Request::Checksum {
-                handle: h,
-                offset: 0,
-                length: page,
-            },
-            Request::Complete { handle: h },
+            Request::segments(h, 0),
+            Request::checksum(h, 0, page),
+            Request::complete(h),
         ] {
             assert_eq!(
                 refusal(&b, &req, None),
@@ -223,11 +208,7 @@ fn no_connection_reaches_another_connections_handles_or_outside_its_surface() {
     }
     assert_eq!(refusal(&b, &prepare(0, 4 * page), Some(mine.as_fd())), None);
     for (o, l) in [(0, 5 * page), (4 * page, 8), (u64::MAX - 7, 8)] {
-        let req = Request::Checksum {
-            handle: 1,
-            offset: o,
-            length: l,
-        };
+        let req = Request::checksum(1, o, l);
         assert_eq!(refusal(&b, &req, None), Some(Rule::ChecksumRange));
     }
     // A's ranges are untouched.
