@@ -11,10 +11,10 @@
 //! held is unpinned and unmapped.
 
 use super::frame::{self, Frame, FrameBuf};
-use super::prepared::{self, PreparedRange};
+use super::prepared::PreparedRange;
 use super::rule::Rule;
-use super::{lock, logbook, Peer, Refusal, Shared};
-use crate::pin::{PinTable, MAX_IOVEC};
+use super::{lock, Refusal, Shared};
+use crate::pin::PinTable;
 use rustix::net::sockopt::{self, Timeout};
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -28,106 +28,10 @@ use unimem_core::wire::{
 };
 use unimem_core::AddressKind;
 
-/// Decides whether to serve a new connection; if so, starts its thread.
 /// A reply and a note for the log, or the refusal.
 type Answer = Result<(Reply, String), Refusal>;
 
-pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
-    let peer = match super::sys::peer_cred(&sock) {
-        Ok((pid, uid, gid)) => Peer {
-            pid,
-            uid,
-            gid,
-            groups: super::sys::peer_groups(&sock).unwrap_or_default(),
-        },
-        Err(e) => {
-            shared.refusals.note(logbook::UNKNOWN_UID, || {
-                format!("connection {id}: refused: cannot read peer credentials: {e}")
-            });
-            shared.counters.refused.fetch_add(1, Ordering::SeqCst);
-            return;
-        }
-    };
-    let who = format!(
-        "connection {id} (pid {}, uid {}, gid {})",
-        peer.pid, peer.uid, peer.gid
-    );
-    let refuse = |rule: Rule, why: String| {
-        shared.refusals.note(peer.uid, || {
-            format!("{who}: refused: {}{why}", rule.describe())
-        });
-        shared.counters.refused.fetch_add(1, Ordering::SeqCst);
-        let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail()).encode();
-        let _ = frame::send(sock.as_fd(), &reply, &[]);
-    };
-    let policy = &shared.config.policy;
-    if !policy.admits(&peer) {
-        return refuse(Rule::Policy, String::new());
-    }
-    let limits = &shared.config.limits;
-    let admin = policy.is_admin(&peer);
-    let live = shared.counters.connections.load(Ordering::SeqCst);
-    // Some slots are always left for administrators, so no set of users
-    // can lock root out.
-    let slots = if admin {
-        limits.max_connections
-    } else {
-        limits
-            .max_connections
-            .saturating_sub(limits.admin_connections)
-    };
-    if live >= slots as u64 {
-        let why = if admin {
-            String::new()
-        } else {
-            format!(
-                " ({} of {} slots are kept for administrators)",
-                limits.admin_connections.min(limits.max_connections),
-                limits.max_connections
-            )
-        };
-        return refuse(Rule::Connections, why);
-    }
-    if !shared.user_connect(peer.uid, admin) {
-        return refuse(
-            Rule::UserConnections,
-            format!(" ({} per user)", limits.max_user_connections),
-        );
-    }
-    let timeouts = sockopt::set_socket_timeout(&sock, Timeout::Send, Some(limits.reply_timeout));
-    if let Err(e) = timeouts {
-        // Without it a client could hold a thread forever.
-        shared.refusals.note(peer.uid, || {
-            format!("{who}: refused: cannot set socket timeouts: {e}")
-        });
-        shared.counters.refused.fetch_add(1, Ordering::SeqCst);
-        shared.user_disconnect(peer.uid, 0);
-        return;
-    }
-    let sock = Arc::new(sock);
-    shared.counters.connections.fetch_add(1, Ordering::SeqCst);
-    lock(&shared.conns).insert(id, Arc::clone(&sock));
-    shared
-        .connection_lines
-        .note(peer.uid, || format!("{who}: connected"));
-    let thread_shared = Arc::clone(shared);
-    let spawned = std::thread::Builder::new()
-        .name(format!("unimem-conn-{id}"))
-        .spawn(move || {
-            let mut conn = Conn::new(thread_shared, id, who, peer.uid, admin);
-            conn.serve(&sock);
-            conn.finish();
-        });
-    match spawned {
-        Ok(t) => lock(&shared.threads).push(t),
-        Err(e) => {
-            shared.log(format!("connection {id}: cannot start its thread: {e}"));
-            lock(&shared.conns).remove(&id);
-            shared.counters.connections.fetch_sub(1, Ordering::SeqCst);
-            shared.user_disconnect(peer.uid, 0);
-        }
-    }
-}
+mod prepare;
 
 /// The state of one connection. Also driven without a socket by
 /// [`super::session::Session`].
@@ -182,7 +86,7 @@ impl Conn {
     /// when it has not completed the handshake in time, when it held
     /// nothing and sent nothing useful for the idle timeout, or after too
     /// many bad frames in a row.
-    fn serve(&mut self, sock: &OwnedFd) {
+    pub(super) fn serve(&mut self, sock: &OwnedFd) {
         let mut buf: Box<FrameBuf> = Box::new([0; MAX_MESSAGE + 1]);
         let limits = self.shared.config.limits.clone();
         let accepted = Instant::now();
@@ -472,98 +376,4 @@ impl Conn {
             .get(&handle)
             .ok_or_else(|| Refusal::rule(Rule::UnknownHandle, format!("handle {handle}")))
     }
-
-    fn prepare(
-        &mut self,
-        fd: OwnedFd,
-        offset: u64,
-        length: u64,
-    ) -> Result<(Reply, String), Refusal> {
-        let limits = &self.shared.config.limits;
-        let f = prepared::check_fd(fd)?;
-        prepared::check_range(&f, offset, length)?;
-        if length > limits.max_prepare_bytes {
-            return Err(Refusal::rule(
-                Rule::PrepareBytes,
-                format!("{length} bytes > --max-bytes {}", limits.max_prepare_bytes),
-            ));
-        }
-        if self.bytes.saturating_add(length) > limits.max_connection_bytes {
-            return Err(Refusal::rule(
-                Rule::ConnectionBytes,
-                format!(
-                    "{} held + {length} > {} per connection",
-                    self.bytes, limits.max_connection_bytes
-                ),
-            ));
-        }
-        if self.handles.len() >= limits.max_handles {
-            return Err(Refusal::rule(
-                Rule::Handles,
-                format!("{} held", self.handles.len()),
-            ));
-        }
-        let pins = match &mut self.pins {
-            Some(pins) => pins,
-            none => none.insert(new_pin_table(limits)?),
-        };
-        if let Err(held) = self.shared.user_reserve(self.uid, self.admin, length) {
-            return Err(Refusal::rule(
-                Rule::UserBytes,
-                format!(
-                    "uid {} holds {held} + {length} > {} per user",
-                    self.uid, limits.max_user_bytes
-                ),
-            ));
-        }
-        let counters = &self.shared.counters;
-        if !counters.reserve(length, limits.max_total_bytes) {
-            self.shared.user_release(self.uid, length);
-            return Err(Refusal::rule(
-                Rule::TotalBytes,
-                format!(
-                    "{length} more bytes > {} for all clients",
-                    limits.max_total_bytes
-                ),
-            ));
-        }
-        counters.preparing.fetch_add(1, Ordering::SeqCst);
-        let created = PreparedRange::create(
-            &f,
-            offset,
-            length,
-            &self.shared.pagemap,
-            pins,
-            Arc::clone(counters),
-        );
-        counters.preparing.fetch_sub(1, Ordering::SeqCst);
-        let range = created.inspect_err(|_| self.shared.user_release(self.uid, length))?;
-        drop(f);
-        let handle = self.next_handle;
-        self.next_handle += 1;
-        let batch = range
-            .batch(selector::PREPARE, handle, 0)
-            .inspect_err(|_| self.shared.user_release(self.uid, length))?;
-        let note = format!(
-            " handle {handle}: {length} bytes pinned in {} segments",
-            range.segment_count()
-        );
-        self.bytes += length;
-        counters.handles.fetch_add(1, Ordering::SeqCst);
-        self.handles.insert(handle, range);
-        Ok((Reply::Segments(batch), note))
-    }
-}
-
-/// The pin table of one connection: a slot per GiB (or part) of every range
-/// it may hold at once, that is one per handle plus one per GiB of the
-/// connection's byte limit, up to the most a table may have.
-fn new_pin_table(limits: &super::config::Limits) -> Result<PinTable, Refusal> {
-    let slots = (limits.max_handles as u64)
-        .saturating_add(limits.max_connection_bytes / MAX_IOVEC as u64)
-        .clamp(1, u64::from(crate::pin::MAX_SLOTS)) as u32;
-    PinTable::new(slots).map_err(|e| {
-        let errno = e.os_code().unwrap_or(libc::EIO);
-        Refusal::from_errno("create the connection's pin ring", errno, e.to_string())
-    })
 }

@@ -18,6 +18,7 @@
 //! [`Service::bind`] then [`Service::spawn`] runs it in-process (tests do);
 //! [`ServiceHandle::stats`] tells connections, pinned bytes and mappings.
 
+mod admit;
 mod backing;
 mod config;
 mod conn;
@@ -395,7 +396,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &Arc<OwnedFd>) {
         let id = next_id;
         next_id += 1;
         lock(&shared.threads).retain(|t| !t.is_finished());
-        conn::admit(shared, id, conn);
+        admit::admit(shared, id, conn);
     }
 }
 
