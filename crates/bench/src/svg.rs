@@ -1,7 +1,7 @@
 //! `unimem-bench svg`: size and drawing time of `--svg` pictures of real
 //! maps (4 KiB memfd surfaces at each size, as fragmented as this machine's
 //! memory makes them) and of the worst case, a 1 GiB map of 262,144
-//! single pages. Target (issue 12): a 1 GiB, 260k-segment map draws to
+//! single pages. Target: a 1 GiB, 260k-segment map draws to
 //! under 1 MiB in under 100 ms.
 
 use crate::Res;
