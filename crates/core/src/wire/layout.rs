@@ -53,8 +53,8 @@ wire_struct! {
 }
 
 wire_struct! {
-    /// Selector 0, reply.
-    pub struct HandshakeReply {
+    /// Selector 0, reply. Its `Debug` shows the server version as text.
+    pub struct HandshakeReply nodebug {
         /// The header, selector 0; status 0 (a failure is a bare header).
         pub header: Header,
         /// The version the server chose within the client's range.

@@ -61,6 +61,20 @@ impl HandshakeReply {
     }
 }
 
+impl std::fmt::Debug for HandshakeReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandshakeReply")
+            .field("header", &self.header)
+            .field("version", &self.version.get())
+            .field("address_kind", &self.address_kind.get())
+            .field("page_size", &self.page_size.get())
+            .field("max_segments_per_reply", &self.max_segments_per_reply.get())
+            .field("max_prepare_bytes", &self.max_prepare_bytes.get())
+            .field("server_version", &self.server_version())
+            .finish_non_exhaustive()
+    }
+}
+
 impl SegmentsReply {
     /// An empty successful reply to `selector` (PREPARE or SEGMENTS) for
     /// the range `handle` of `total_length` bytes, starting at `start`;
