@@ -45,7 +45,7 @@ fn raw(data: &[u8]) {
             let enc = r.encode();
             match &r {
                 Reply::Segments(b) => {
-                    let used = SEGMENTS_AT + 16 * b.segments().len();
+                    let used = SEGMENTS_AT + 16 * b.valid_segments().len();
                     assert_eq!(enc[..used], data[..used], "{r:?} changed in its bytes");
                     assert!(enc[used..].iter().all(|&x| x == 0), "stale entries kept");
                 }
@@ -60,9 +60,9 @@ fn check_reply(sel: u16, r: &Reply) {
     assert_eq!(r.selector(), sel);
     if let Reply::Segments(batch) = r {
         let (start, next) = (batch.start.get(), batch.next.get());
-        assert!(batch.segments().len() <= SEGMENTS_PER_REPLY);
+        assert!(batch.valid_segments().len() <= SEGMENTS_PER_REPLY);
         assert!(start <= next && next <= batch.total_length.get());
-        let sum: u64 = batch.segments().iter().map(|s| s.length.get()).sum();
+        let sum: u64 = batch.valid_segments().iter().map(|s| s.length.get()).sum();
         assert_eq!(sum, next - start);
         assert!(batch.address_kind().is_some());
     }
@@ -130,7 +130,7 @@ fn structured(u: &mut Unstructured<'_>) -> Result<()> {
                 }
                 b.total_length = b.next.get().saturating_add(slack.into()).into();
                 let got: Vec<(u64, u64)> = b
-                    .segments()
+                    .valid_segments()
                     .iter()
                     .map(|s| (s.address.get(), s.length.get()))
                     .collect();

@@ -138,7 +138,7 @@ fn check_frames(f: &Fixture, range_offset: u64, batch: &SegmentsReply) {
         return;
     }
     let mut at = range_offset + batch.start.get();
-    for segment in batch.segments() {
+    for segment in batch.valid_segments() {
         let (addr, len) = (segment.address.get(), segment.length.get());
         let mut o = 0;
         while o < len {

@@ -19,8 +19,9 @@ macro_rules! wire_struct {
 }
 
 wire_struct! {
-    /// Starts every message. 16 bytes.
-    pub struct Header {
+    /// Starts every message. 16 bytes. Its `Debug` names the selector and
+    /// the status.
+    pub struct Header nodebug {
         /// [`MAGIC`](super::MAGIC); anything else is refused.
         pub magic: U32,
         /// The sender's protocol version. A handshake request may carry any;

@@ -190,6 +190,25 @@ impl Header {
     }
 }
 
+impl std::fmt::Debug for Header {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Header")
+            .field("magic", &format_args!("{:#010x}", self.magic.get()))
+            .field("version", &self.version.get())
+            .field(
+                "selector",
+                &format_args!(
+                    "{} ({})",
+                    self.selector.get(),
+                    selector::name(self.selector.get())
+                ),
+            )
+            .field("status", &self.status())
+            .field("detail", &self.detail.get())
+            .finish()
+    }
+}
+
 /// Reads `message` as exactly one `T`, or says which size was expected.
 fn exact<T: FromBytes + KnownLayout + Immutable>(
     message: &[u8],

@@ -61,17 +61,31 @@ impl HandshakeReply {
     }
 }
 
+/// An `address_kind` field in `Debug` output: its name, or the number when
+/// it names no kind.
+struct KindName(u32);
+
+impl std::fmt::Debug for KindName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match AddressKind::from_wire(self.0) {
+            Some(kind) => write!(f, "{}", kind.name()),
+            None => write!(f, "unknown ({})", self.0),
+        }
+    }
+}
+
 impl std::fmt::Debug for HandshakeReply {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HandshakeReply")
             .field("header", &self.header)
             .field("version", &self.version.get())
-            .field("address_kind", &self.address_kind.get())
+            .field("address_kind", &KindName(self.address_kind.get()))
             .field("page_size", &self.page_size.get())
             .field("max_segments_per_reply", &self.max_segments_per_reply.get())
             .field("max_prepare_bytes", &self.max_prepare_bytes.get())
             .field("server_version", &self.server_version())
-            .finish_non_exhaustive()
+            .field("reserved", &(self.reserved0.get(), self.reserved1.get()))
+            .finish()
     }
 }
 
@@ -99,7 +113,9 @@ impl SegmentsReply {
     }
 
     /// Appends a segment and moves `next` past it; `false` (and nothing
-    /// changed) when the reply is full or `next` would overflow.
+    /// changed) when the reply is full or `next` would overflow. Values are
+    /// not judged here: a zero length, a run that wraps the address space or
+    /// a `next` past `total_length` makes a reply [`Reply::decode`] refuses.
     pub fn push(&mut self, address: u64, length: u64) -> bool {
         let count = self.count.get() as usize;
         let Some(next) = self.next.get().checked_add(length) else {
@@ -118,7 +134,9 @@ impl SegmentsReply {
     }
 
     /// The valid entries: the first `count`, at most the reply's capacity.
-    pub fn segments(&self) -> &[WireSegment] {
+    /// (The `segments` field is all [`SEGMENTS_PER_REPLY`] slots, the
+    /// unused ones zero.)
+    pub fn valid_segments(&self) -> &[WireSegment] {
         let count = (self.count.get() as usize).min(SEGMENTS_PER_REPLY);
         &self.segments[..count]
     }
@@ -159,7 +177,7 @@ impl SegmentsReply {
             return Err(WireError::Invalid("segments.address_kind"));
         }
         let mut covered: u64 = 0;
-        for s in self.segments() {
+        for s in self.valid_segments() {
             let (a, l) = (s.address.get(), s.length.get());
             if l == 0 {
                 return Err(WireError::Invalid("segment of length 0"));
@@ -190,9 +208,9 @@ impl std::fmt::Debug for SegmentsReply {
             .field("start", &self.start.get())
             .field("next", &self.next.get())
             .field("page_size", &self.page_size.get())
-            .field("address_kind", &self.address_kind.get())
+            .field("address_kind", &KindName(self.address_kind.get()))
             .field("count", &self.count.get())
-            .field("segments", &self.segments())
+            .field("segments", &self.valid_segments())
             .finish()
     }
 }
@@ -278,9 +296,17 @@ impl Reply {
         }
     }
 
-    /// The [`selector`] of the request this reply answers.
+    /// The [`selector`] of the request this reply answers: its variant's,
+    /// or for a segments reply and a failure (which answer more than one)
+    /// the header's.
     pub fn selector(&self) -> u16 {
-        self.header().selector.get()
+        match self {
+            Reply::Handshake(_) => selector::HANDSHAKE,
+            Reply::Segments(r) => r.header.selector.get(),
+            Reply::Complete(_) => selector::COMPLETE,
+            Reply::Checksum(_) => selector::CHECKSUM,
+            Reply::Status(h) => h.selector.get(),
+        }
     }
 
     /// Decodes the reply to a request with selector `expected`, checking

@@ -115,9 +115,17 @@ impl Request {
         }
     }
 
-    /// The [`selector`] number this request travels under.
+    /// The [`selector`] number this request travels under: its variant's.
+    /// (A header built by hand that says otherwise is sent as it is, and
+    /// the resolver refuses it.)
     pub fn selector(&self) -> u16 {
-        self.header().selector.get()
+        match self {
+            Request::Handshake(_) => selector::HANDSHAKE,
+            Request::Prepare(_) => selector::PREPARE,
+            Request::Segments(_) => selector::SEGMENTS,
+            Request::Complete(_) => selector::COMPLETE,
+            Request::Checksum(_) => selector::CHECKSUM,
+        }
     }
 
     /// Decodes one request message. Checks the header, the exact size for

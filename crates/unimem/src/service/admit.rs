@@ -38,8 +38,8 @@ pub(super) fn admit(shared: &Arc<Shared>, id: u64, sock: OwnedFd) {
             format!("{who}: refused: {}{why}", rule.describe())
         });
         shared.counters.refused.fetch_add(1, Ordering::SeqCst);
-        let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail()).encode();
-        let _ = frame::send(sock.as_fd(), &reply, &[]);
+        let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail());
+        let _ = frame::send(sock.as_fd(), reply.as_bytes(), &[]);
     };
     let policy = &shared.config.policy;
     if !policy.admits(&peer) {

@@ -136,7 +136,7 @@ impl Conn {
                 }
             };
             let reply = self.handle(frame, &buf);
-            let sent = frame::send(sock.as_fd(), &reply, &[]);
+            let sent = frame::send(sock.as_fd(), reply.as_bytes(), &[]);
             self.after_reply();
             if let Err(e) = sent {
                 self.shared
@@ -166,7 +166,7 @@ impl Conn {
             .refusals
             .note(self.uid, || format!("{who}: closed: {}", rule.describe()));
         let reply = Reply::error(selector::HANDSHAKE, rule.status(), rule.detail());
-        let _ = frame::send(sock.as_fd(), &reply.encode(), &[]);
+        let _ = frame::send(sock.as_fd(), reply.as_bytes(), &[]);
     }
 
     /// Work that may wait until a reply is sent: unmapping completed ranges.
@@ -190,8 +190,8 @@ impl Conn {
         });
     }
 
-    /// One request → the bytes of its reply.
-    pub(super) fn handle(&mut self, frame: Frame, buf: &FrameBuf) -> Vec<u8> {
+    /// One request → its reply.
+    pub(super) fn handle(&mut self, frame: Frame, buf: &FrameBuf) -> Reply {
         let msg = &buf[..frame.len.min(MAX_MESSAGE)];
         // The selector the reply names, as far as the frame tells it.
         let guess = msg
@@ -213,7 +213,7 @@ impl Conn {
                     selector::name(reply.selector()),
                     started.elapsed().as_secs_f64() * 1e3
                 ));
-                reply.encode()
+                reply
             }
             Err((sel, r)) => {
                 let sel = sel.unwrap_or(guess);
@@ -228,7 +228,7 @@ impl Conn {
                         r.detail
                     )
                 });
-                Reply::error(sel, r.status, r.detail).encode()
+                Reply::error(sel, r.status, r.detail)
             }
         }
     }

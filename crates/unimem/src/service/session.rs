@@ -59,7 +59,7 @@ impl Session {
         };
         let reply = self.conn.handle(frame, &self.buf);
         self.conn.after_reply();
-        reply
+        reply.encode()
     }
 
     /// The service-wide counters (this session is the only connection).

@@ -41,7 +41,7 @@ impl<T: Transport> ProtocolClient<T> {
         loop {
             self.check_batch(&batch, handle, length, expected_start, map.page_size())?;
             let mut offset = batch.start.get();
-            for segment in batch.segments() {
+            for segment in batch.valid_segments() {
                 let (address, len) = (segment.address.get(), segment.length.get());
                 // Page frame 0 never backs user memory, and no IOMMU hands
                 // out IOVA 0 for a mapping: 0 is a peer that could not see

@@ -97,7 +97,7 @@ impl SocketTransport {
     pub fn call(&mut self, req: &Request, fd: Option<BorrowedFd<'_>>) -> Result<Reply> {
         let sel = req.selector();
         let fds: Vec<BorrowedFd<'_>> = fd.into_iter().collect();
-        let sent = frame::send(self.sock.as_fd(), &req.encode(), &fds).map_err(|e| {
+        let sent = frame::send(self.sock.as_fd(), req.as_bytes(), &fds).map_err(|e| {
             Error::with_source(
                 ErrorKind::Io,
                 format!(
