@@ -4,7 +4,6 @@
 
 use crate::common::*;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::path::PathBuf;
 use unimem::core::iokit::IoReturn;
 use unimem::core::pattern::Pattern;
 use unimem::core::wire::{self, selector, Header, Request};
@@ -92,48 +91,6 @@ fn missing_service_is_resolver_not_found_and_says_how_to_start_it() {
     assert_eq!(e.kind(), ErrorKind::ResolverNotFound, "{e}");
 }
 
-/// Child side of the unprivileged-client tests: resolves a surface through
-/// the service and reports the map; holds it until the parent says so.
-#[test]
-#[ignore = "helper: run as a child process by other tests"]
-fn child_client() {
-    if !is_child("child_client") {
-        return;
-    }
-    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
-    let size: u64 = std::env::var("UNIMEM_TEST_SIZE").map_or(8 * MIB, |s| s.parse().unwrap());
-    say(format!("uid {}", rustix::process::getuid().as_raw()));
-    let mut resolver = match ServiceResolver::connect(&socket) {
-        Ok(r) => r,
-        Err(e) => {
-            say(format!("ERR {:?} {e}", e.kind()));
-            return;
-        }
-    };
-    say("connected");
-    match probe(size, Backing::Memfd, 0xc0ffee, &mut resolver, |_| {}) {
-        Ok(out) => {
-            say(format!(
-                "VA {} LEN {} VERIFIED {}",
-                out.surface.addr().0,
-                out.surface.len(),
-                out.verified()
-            ));
-            for s in out.prepared.map.segments() {
-                say(format!(
-                    "SEG {} {} {}",
-                    s.offset,
-                    s.length,
-                    s.address().map_or(0, |a| a.get())
-                ));
-            }
-            say("READY");
-            wait_for_parent();
-        }
-        Err(e) => say(format!("ERR {:?} {e}", e.kind())),
-    }
-}
-
 #[test]
 fn unprivileged_client_gets_addresses_matching_independent_pagemap() {
     let svc = start(
@@ -144,7 +101,7 @@ fn unprivileged_client_gets_addresses_matching_independent_pagemap() {
         },
         Limits::default(),
     );
-    let mut c = ChildClient::spawn("child_client", Some(NOBODY), &[socket_env(&svc.socket)]);
+    let mut c = child_client(Role::Probe, Some(NOBODY), &[socket_env(&svc.socket)]);
     assert_eq!(c.line().as_deref(), Some(format!("uid {NOBODY}").as_str()));
     let connected = c.line().unwrap();
     assert_eq!(
@@ -200,11 +157,7 @@ fn uid_the_policy_does_not_admit_gets_permission_denied() {
         },
         Limits::default(),
     );
-    let mut c = ChildClient::spawn(
-        "child_client",
-        Some(NOT_ADMITTED),
-        &[socket_env(&svc.socket)],
-    );
+    let mut c = child_client(Role::Probe, Some(NOT_ADMITTED), &[socket_env(&svc.socket)]);
     assert_eq!(
         c.line().as_deref(),
         Some(format!("uid {NOT_ADMITTED}").as_str())
@@ -218,17 +171,6 @@ fn uid_the_policy_does_not_admit_gets_permission_denied() {
     assert!(c.finish().success());
     assert!(svc.handle.stats().refused >= 1);
     assert_eq!(svc.handle.stats().connections, 0);
-}
-
-fn raw_connect(path: &std::path::Path) -> OwnedFd {
-    let s = rustix::net::socket(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        None,
-    )
-    .unwrap();
-    rustix::net::connect(&s, &rustix::net::SocketAddrUnix::new(path).unwrap()).unwrap();
-    s
 }
 
 /// Sends raw bytes (and fds), returns the reply's header and length.
@@ -264,10 +206,6 @@ fn expect_error(
             "{what}: wrong rule"
         );
     }
-}
-
-fn memfd(len: u64) -> OwnedFd {
-    crate::common::memfd(len)
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The resolver service, end to end, in one test binary: a real service
 //! started in-process (or `unimem serve`), clients in this process and in
 //! child processes run as other users, every address checked against the
-//! tests' own reading of pagemap. The children are the ignored `child_*`
-//! tests of this binary, run again by the tests that need them.
+//! tests' own reading of pagemap. The child clients are the crate's
+//! `service-client` program, in the role each test needs.
 #![cfg(target_os = "linux")]
 #![allow(dead_code)]
 
@@ -14,6 +14,7 @@ mod basics;
 mod cleanup;
 mod compaction;
 mod faults;
+mod helper;
 mod hostile;
 mod integrity;
 mod load;
