@@ -1,6 +1,6 @@
 //! A client that dies leaves nothing behind in the service: no pinned
-//! pages, no mappings, no fds. Its own test binary, so no other test opens
-//! fds in this process while the fd table is counted.
+//! pages, no mappings, no fds. It runs alone in the suite (`alone()`), so
+//! no other test opens fds in this process while the fd table is counted.
 
 use crate::common::*;
 use unimem::probe::probe;

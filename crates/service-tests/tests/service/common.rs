@@ -173,6 +173,22 @@ pub fn stable_addresses(pid: u32, va: u64, len: u64) -> Vec<Option<u64>> {
     panic!("pagemap of process {pid} kept changing between reads");
 }
 
+/// The map the service returned equals root's own pagemap reading of
+/// process `pid`'s mapping of the same memfd at `va`, page by page.
+pub fn assert_map_matches(pid: u32, va: u64, map: &unimem::core::PaMap) {
+    let page = rustix::param::page_size() as u64;
+    let own = stable_addresses(pid, va, map.total_length());
+    for (i, addr) in own.iter().enumerate() {
+        let off = i as u64 * page;
+        assert_eq!(
+            map.lookup(off).map(|x| x.get()),
+            *addr,
+            "page {i} (offset {off:#x}): service says {:?}, pagemap of pid {pid} says {addr:?}",
+            map.lookup(off)
+        );
+    }
+}
+
 /// The helper program playing `role`, as `uid` when given, with `env`
 /// set. Another user runs a copy in a directory anyone may enter: the
 /// build directory may sit under a private one (a 0700 checkout).

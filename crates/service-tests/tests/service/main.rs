@@ -1,8 +1,8 @@
 //! The resolver service, end to end, in one test binary: a real service
-//! started in-process (or `unimem serve`), clients in this process and in
-//! child processes run as other users, every address checked against the
-//! tests' own reading of pagemap. The child clients are the crate's
-//! `service-client` program, in the role each test needs.
+//! started in-process, clients in this process and in child processes run
+//! as other users, every address checked against the tests' own reading
+//! of pagemap. The child clients are the crate's `service-client`
+//! program, in the role each test needs.
 #![cfg(target_os = "linux")]
 #![allow(dead_code)]
 
@@ -19,5 +19,7 @@ mod hostile;
 mod integrity;
 mod load;
 mod logging;
+mod malformed;
 mod security;
 mod slots;
+mod unprivileged;

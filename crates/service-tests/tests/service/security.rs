@@ -3,7 +3,7 @@
 //! through another connection's handles, not through a file it may only
 //! read (or only name, `O_PATH`), not through offsets outside its surface;
 //! and the socket and its directory have the modes the policy says. (The
-//! byte caps under load are in `service_load.rs`.)
+//! byte caps under load are in `load.rs`.)
 
 use crate::common::*;
 use std::os::fd::AsFd;
@@ -87,7 +87,7 @@ fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
 #[test]
 fn no_connection_reaches_another_connections_handles_or_outside_its_surface() {
     // B guesses many handles on one connection: the limit of bad requests
-    // in a row that would close it is tested in service_availability.rs.
+    // in a row that would close it is tested in availability.rs.
     let limits = Limits {
         max_refusals: 1000,
         ..Limits::default()
