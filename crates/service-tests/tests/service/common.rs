@@ -1,15 +1,17 @@
 //! Helpers shared by the service tests: start a real service in-process in
 //! a fresh root-owned directory, read pagemap independently of the code
-//! under test, and run this test binary again as a child process (under
-//! another uid) to act as a client.
+//! under test, and run the `service-client` helper as a child process
+//! (under another uid) to act as a client.
 
-use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use unimem::service::{Config, Limits, Policy, Service, ServiceHandle};
+pub use unimem_service_tests::connect::raw_connect;
+pub use unimem_service_tests::env::socket_env;
+pub use unimem_service_tests::memfd::{memfd, populate, unsealed_memfd};
+pub use unimem_service_tests::role::Role;
+pub use unimem_service_tests::talk::ChildClient;
 
 /// Fails (never skips) when not root: the service must read PFNs.
 pub fn require_root() {
@@ -171,90 +173,32 @@ pub fn stable_addresses(pid: u32, va: u64, len: u64) -> Vec<Option<u64>> {
     panic!("pagemap of process {pid} kept changing between reads");
 }
 
-/// Lines a child prints for the parent start with this.
-pub const TAG: &str = "@@ ";
-
-/// This test binary run again as `uid`, running the ignored test `name`
-/// with `env` set. Its tagged stdout lines can be read with [`ChildClient::line`].
-pub struct ChildClient {
-    pub child: Child,
-    pub stdin: Option<ChildStdin>,
-    out: BufReader<std::process::ChildStdout>,
-}
-
-impl ChildClient {
-    pub fn spawn(name: &str, uid: Option<u32>, env: &[(&str, String)]) -> ChildClient {
-        let exe = match uid {
-            // The build directory may sit under a private one (a 0700
-            // checkout): another user runs a copy in a directory anyone
-            // may enter.
-            Some(_) => world_executable_test_binary(),
-            None => std::env::current_exe().unwrap(),
-        };
-        let mut cmd = Command::new(&exe);
-        // Every child is an ignored test with a unique name, in whichever
-        // module of this one binary it lives; only ignored tests run.
-        cmd.args([name, "--ignored", "--nocapture", "--test-threads=1", "-q"]);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.env("UNIMEM_TEST_CHILD", name);
-        if let Some(uid) = uid {
-            // As root, std also drops the supplementary groups (setgroups(0)).
-            cmd.uid(uid).gid(uid);
-        }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {} as a child client: {e}", exe.display()));
-        let stdin = child.stdin.take();
-        let out = BufReader::new(child.stdout.take().unwrap());
-        ChildClient { child, stdin, out }
-    }
-
-    /// The next tagged line, without the tag; None at end of output.
-    pub fn line(&mut self) -> Option<String> {
-        let mut s = String::new();
-        loop {
-            s.clear();
-            if self.out.read_line(&mut s).unwrap() == 0 {
-                return None;
-            }
-            if let Some(rest) = s.strip_prefix(TAG) {
-                return Some(rest.trim_end().to_string());
-            }
-        }
-    }
-
-    /// Tells the child to finish and waits for it.
-    pub fn finish(mut self) -> std::process::ExitStatus {
-        if let Some(mut i) = self.stdin.take() {
-            let _ = writeln!(i, "done");
-        }
-        while self.line().is_some() {}
-        self.child.wait().unwrap()
+/// The map the service returned equals root's own pagemap reading of
+/// process `pid`'s mapping of the same memfd at `va`, page by page.
+pub fn assert_map_matches(pid: u32, va: u64, map: &unimem::core::PaMap) {
+    let page = rustix::param::page_size() as u64;
+    let own = stable_addresses(pid, va, map.total_length());
+    for (i, addr) in own.iter().enumerate() {
+        let off = i as u64 * page;
+        assert_eq!(
+            map.lookup(off).map(|x| x.get()),
+            *addr,
+            "page {i} (offset {off:#x}): service says {:?}, pagemap of pid {pid} says {addr:?}",
+            map.lookup(off)
+        );
     }
 }
 
-/// Whether this process is a child started by [`ChildClient::spawn`] for
-/// the test `name`.
-pub fn is_child(name: &str) -> bool {
-    std::env::var("UNIMEM_TEST_CHILD").is_ok_and(|v| v == name)
-}
-
-/// Prints a tagged line for the parent.
-pub fn say(line: impl AsRef<str>) {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{TAG}{}", line.as_ref()).unwrap();
-    out.flush().unwrap();
-}
-
-/// Waits (in the child) until the parent writes a line or closes stdin.
-pub fn wait_for_parent() {
-    let mut s = String::new();
-    let _ = std::io::stdin().read_line(&mut s);
+/// The helper program playing `role`, as `uid` when given, with `env`
+/// set. Another user runs a copy in a directory anyone may enter: the
+/// build directory may sit under a private one (a 0700 checkout).
+pub fn child_client(role: Role, uid: Option<u32>, env: &[(&str, String)]) -> ChildClient {
+    let exe = Path::new(env!("CARGO_BIN_EXE_service-client"));
+    let exe = match uid {
+        Some(_) => unimem_testkit::world_executable_copy(exe),
+        None => exe.to_path_buf(),
+    };
+    ChildClient::spawn(&exe, role, uid, env)
 }
 
 /// Polls `f` until it is true or `secs` pass.
@@ -267,10 +211,6 @@ pub fn wait_until(secs: u64, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     f()
-}
-
-pub fn socket_env(p: &Path) -> (&'static str, String) {
-    ("UNIMEM_TEST_SOCKET", p.display().to_string())
 }
 
 /// A small deterministic generator (SplitMix64) for the randomized tests:
@@ -374,49 +314,7 @@ pub fn assert_nothing_held(svc: &ServiceHandle, base: Baseline, what: &str) {
     );
 }
 
-/// A raw connection to the service, for frames no client would send.
-pub fn raw_connect(path: &Path) -> std::os::fd::OwnedFd {
-    let s = rustix::net::socket_with(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )
-    .unwrap();
-    rustix::net::connect(&s, &rustix::net::SocketAddrUnix::new(path).unwrap()).unwrap();
-    s
-}
-
-/// A memfd of `len` bytes as the service accepts it: sealed against
-/// shrinking and with every page written.
-pub fn memfd(len: u64) -> std::os::fd::OwnedFd {
-    let fd = unsealed_memfd(len);
-    rustix::fs::fcntl_add_seals(&fd, rustix::fs::SealFlags::SHRINK).unwrap();
-    populate(&fd, len);
-    fd
-}
-
-/// A memfd of `len` bytes that may be sealed later, with no page written.
-pub fn unsealed_memfd(len: u64) -> std::os::fd::OwnedFd {
-    let flags = rustix::fs::MemfdFlags::CLOEXEC | rustix::fs::MemfdFlags::ALLOW_SEALING;
-    let fd = rustix::fs::memfd_create("unimem-test", flags).unwrap();
-    rustix::fs::ftruncate(&fd, len).unwrap();
-    fd
-}
-
-/// Writes every page of the first `len` bytes of `fd` (through a mapping
-/// that is gone when this returns).
-pub fn populate(fd: &std::os::fd::OwnedFd, len: u64) {
-    let m = unimem::mapping::Mapping::shared(fd, 0, len as usize).unwrap();
-    m.advise(unimem::mapping::Advice::PopulateWrite).unwrap();
-}
-
 /// The wall clock budget of a bounded test loop.
 pub fn deadline(secs: u64) -> std::time::Instant {
     std::time::Instant::now() + std::time::Duration::from_secs(secs)
-}
-
-/// A copy of this test binary that every user may execute, made once.
-pub fn world_executable_test_binary() -> std::path::PathBuf {
-    unimem_testkit::world_executable_copy(&std::env::current_exe().unwrap())
 }

@@ -10,21 +10,6 @@ use unimem::surface::{Backing, Surface};
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
-/// The service's map of a range equals this process's own pagemap of the
-/// same pages (pinned pages cannot move between the two readings).
-fn assert_map_matches(va: u64, map: &unimem::core::PaMap) {
-    let page = rustix::param::page_size() as u64;
-    let own = stable_addresses(std::process::id(), va, map.total_length());
-    for (i, addr) in own.iter().enumerate() {
-        let off = i as u64 * page;
-        assert_eq!(
-            map.lookup(off).map(|x| x.get()),
-            *addr,
-            "page {i} (offset {off:#x})"
-        );
-    }
-}
-
 #[test]
 fn a_connection_reuses_its_pin_slots_and_leaves_no_pin_behind() {
     let _alone = alone();
@@ -44,9 +29,9 @@ fn a_connection_reuses_its_pin_slots_and_leaves_no_pin_behind() {
     for round in 0..3 {
         let big_len = GIB + MIB;
         let (hb, map) = c.prepare(big.fd(), MIB, big_len).unwrap();
-        assert_map_matches(big.addr().0 + MIB, &map);
+        assert_map_matches(std::process::id(), big.addr().0 + MIB, &map);
         let (hs, map) = c.prepare(small.fd(), 0, small.len()).unwrap();
-        assert_map_matches(small.addr().0, &map);
+        assert_map_matches(std::process::id(), small.addr().0, &map);
         slots_used += 3;
         assert!(
             vm_pin_kb() >= base.pin_kb + (big_len + small.len()) / 1024,
@@ -62,7 +47,7 @@ fn a_connection_reuses_its_pin_slots_and_leaves_no_pin_behind() {
     for i in 0..100u64 {
         let off = (i % 4) * MIB;
         let (h1, map) = c.prepare(small.fd(), off, MIB).unwrap();
-        assert_map_matches(small.addr().0 + off, &map);
+        assert_map_matches(std::process::id(), small.addr().0 + off, &map);
         let (h2, _) = c.prepare(small.fd(), 0, small.len()).unwrap();
         slots_used += 2;
         c.complete(h2).unwrap();

@@ -1,36 +1,15 @@
 //! A client that dies leaves nothing behind in the service: no pinned
-//! pages, no mappings, no fds. Its own test binary, so no other test opens
-//! fds in this process while the fd table is counted.
+//! pages, no mappings, no fds. It runs alone in the suite (`alone()`), so
+//! no other test opens fds in this process while the fd table is counted.
 
 use crate::common::*;
-use std::path::PathBuf;
 use unimem::probe::probe;
 use unimem::resolve::ServiceResolver;
 use unimem::service::{Limits, Policy, Stats};
 use unimem::surface::Backing;
+use unimem_service_tests::env;
 
 const MIB: u64 = 1 << 20;
-
-/// Child: creates a surface, says so, then resolves it through the
-/// service and holds it until told to finish.
-#[test]
-#[ignore = "helper: run as a child process by other tests"]
-fn child_prepare() {
-    if !is_child("child_prepare") {
-        return;
-    }
-    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
-    let size: u64 = std::env::var("UNIMEM_TEST_SIZE").unwrap().parse().unwrap();
-    let mut resolver = ServiceResolver::connect(&socket).unwrap();
-    say("SENDING");
-    match probe(size, Backing::Memfd, 3, &mut resolver, |_| {}) {
-        Ok(out) => {
-            say(format!("READY {}", out.verified()));
-            wait_for_parent();
-        }
-        Err(e) => say(format!("ERR {e}")),
-    }
-}
 
 fn assert_clean(svc: &Running, fds: usize, pin_kb: u64, what: &str) {
     assert!(
@@ -69,13 +48,10 @@ fn a_client_killed_mid_prepare_or_while_holding_leaves_nothing_behind() {
     let size = 512 * MIB;
 
     // Killed while the service is preparing its surface.
-    let mut c = ChildClient::spawn(
-        "child_prepare",
+    let mut c = child_client(
+        Role::PrepareAndHold,
         None,
-        &[
-            socket_env(&svc.socket),
-            ("UNIMEM_TEST_SIZE", size.to_string()),
-        ],
+        &[socket_env(&svc.socket), (env::SIZE, size.to_string())],
     );
     assert_eq!(c.line().as_deref(), Some("SENDING"));
     let caught = wait_until(60, || svc.handle.stats().preparing > 0);
@@ -90,13 +66,10 @@ fn a_client_killed_mid_prepare_or_while_holding_leaves_nothing_behind() {
     assert_clean(&svc, fds, pin_kb, "killed mid-prepare");
 
     // Killed while holding a prepared, pinned range.
-    let mut c = ChildClient::spawn(
-        "child_prepare",
+    let mut c = child_client(
+        Role::PrepareAndHold,
         None,
-        &[
-            socket_env(&svc.socket),
-            ("UNIMEM_TEST_SIZE", (64 * MIB).to_string()),
-        ],
+        &[socket_env(&svc.socket), (env::SIZE, (64 * MIB).to_string())],
     );
     assert_eq!(c.line().as_deref(), Some("SENDING"));
     assert_eq!(c.line().as_deref(), Some("READY true"));

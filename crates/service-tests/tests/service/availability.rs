@@ -5,83 +5,19 @@
 
 use crate::common::*;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use unimem::core::wire::{Header, Request, MAX_MESSAGE, VERSION};
+use unimem::core::wire::{Header, Request, MAX_MESSAGE};
 use unimem::probe::probe;
 use unimem::resolve::service::ServiceResolver;
 use unimem::service::rule::Rule;
 use unimem::service::{frame, Limits, Policy};
 use unimem::surface::Backing;
+use unimem_service_tests::env;
+use unimem_service_tests::request::{answer, HANDSHAKE};
 
 const MIB: u64 = 1 << 20;
 const USER_A: u32 = 65534;
 const USER_B: u32 = 65533;
-
-const HANDSHAKE: Request = Request::handshake(VERSION, VERSION);
-
-/// What the service answered: "OK", the refusing rule's name, or "CLOSED".
-fn answer(sock: &OwnedFd, req: &Request, fd: Option<std::os::fd::BorrowedFd<'_>>) -> String {
-    let fds: Vec<_> = fd.into_iter().collect();
-    let _ = frame::send(sock.as_fd(), &req.encode(), &fds);
-    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
-    // A connection refused at admission is closed with our request unread:
-    // ECONNRESET comes first, then the refusal the service queued.
-    let got = match frame::recv(sock.as_fd(), &mut buf) {
-        Err(rustix::io::Errno::CONNRESET) => frame::recv(sock.as_fd(), &mut buf),
-        other => other,
-    };
-    let Ok(Some(f)) = got else {
-        return "CLOSED".into();
-    };
-    let h = Header::parse(&buf[..f.len]).unwrap();
-    if h.status().is_success() {
-        "OK".into()
-    } else {
-        format!("{:?}", Rule::from_detail(h.detail.get()).expect("a rule"))
-    }
-}
-
-fn connect(socket: &std::path::Path) -> OwnedFd {
-    raw_connect(socket)
-}
-
-/// Child: opens `UNIMEM_TEST_CONNS` connections, prepares
-/// `UNIMEM_TEST_PAGES` pages on the first, then tries one page more on the
-/// last and one connection more, says what each got, and holds it all
-/// until the parent says done.
-#[test]
-#[ignore = "helper: run as a child process by other tests"]
-fn child_hold() {
-    if !is_child("child_hold") {
-        return;
-    }
-    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
-    let n: usize = std::env::var("UNIMEM_TEST_CONNS").unwrap().parse().unwrap();
-    let pages: u64 = std::env::var("UNIMEM_TEST_PAGES").unwrap().parse().unwrap();
-    let ps = rustix::param::page_size() as u64;
-    let mut conns = Vec::new();
-    for i in 0..n {
-        let s = connect(&socket);
-        say(format!("CONN {i} {}", answer(&s, &HANDSHAKE, None)));
-        conns.push(s);
-    }
-    let fd = memfd((pages + 1) * ps);
-    let prepare = |len| Request::prepare(0, len, 0, 0);
-    say(format!(
-        "PREPARE {}",
-        answer(&conns[0], &prepare(pages * ps), Some(fd.as_fd()))
-    ));
-    say(format!(
-        "EXTRA_PREPARE {}",
-        answer(conns.last().unwrap(), &prepare(ps), Some(fd.as_fd()))
-    ));
-    let extra = connect(&socket);
-    say(format!("EXTRA_CONN {}", answer(&extra, &HANDSHAKE, None)));
-    say("HOLDING");
-    wait_for_parent();
-    drop(conns);
-}
 
 fn until_holding(c: &mut ChildClient) -> Vec<String> {
     let mut v = Vec::new();
@@ -127,13 +63,13 @@ fn one_user_at_its_limits_leaves_root_and_another_user_served() {
     let env = |conns: usize, pages: u64| {
         vec![
             socket_env(&svc.socket),
-            ("UNIMEM_TEST_CONNS", conns.to_string()),
-            ("UNIMEM_TEST_PAGES", pages.to_string()),
+            (env::CONNS, conns.to_string()),
+            (env::PAGES, pages.to_string()),
         ]
     };
 
     // User A takes every connection and every byte it may.
-    let mut a = ChildClient::spawn("child_hold", Some(USER_A), &env(5, 8));
+    let mut a = child_client(Role::HoldConnections, Some(USER_A), &env(5, 8));
     let got = until_holding(&mut a);
     let want: Vec<String> = (0..5)
         .map(|i| format!("CONN {i} OK"))
@@ -151,7 +87,7 @@ fn one_user_at_its_limits_leaves_root_and_another_user_served() {
     // Root and user B are still served.
     let root_a = root_probe(&svc.socket, 1);
     assert!(wait_until(5, || svc.handle.stats().connections == 5));
-    let mut b = ChildClient::spawn("child_hold", Some(USER_B), &env(3, 1));
+    let mut b = child_client(Role::HoldConnections, Some(USER_B), &env(3, 1));
     let got = until_holding(&mut b);
     // B's fourth connection would take a slot kept for administrators.
     let want: Vec<String> = (0..3)
@@ -226,7 +162,7 @@ fn junk_frames_neither_pass_the_handshake_deadline_nor_keep_a_connection_alive()
     let base = Baseline::now();
 
     // Never handshakes, sends junk: closed at the deadline.
-    let s = connect(&svc.socket);
+    let s = raw_connect(&svc.socket);
     junk_until_closed(&s);
     assert_eq!(
         last_rule_before_close(&s, Duration::from_secs(5)),
@@ -235,7 +171,7 @@ fn junk_frames_neither_pass_the_handshake_deadline_nor_keep_a_connection_alive()
 
     drop(s);
     // Handshakes, then only junk: refusals are not activity.
-    let s = connect(&svc.socket);
+    let s = raw_connect(&svc.socket);
     assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
     junk_until_closed(&s);
     assert_eq!(
@@ -245,7 +181,7 @@ fn junk_frames_neither_pass_the_handshake_deadline_nor_keep_a_connection_alive()
 
     drop(s);
     // Says nothing at all: closed at the handshake deadline too.
-    let s = connect(&svc.socket);
+    let s = raw_connect(&svc.socket);
     assert_eq!(
         last_rule_before_close(&s, Duration::from_secs(10)),
         Some(Rule::HandshakeTimeout)
@@ -261,7 +197,7 @@ fn a_connection_that_keeps_sending_bad_frames_is_closed() {
         ..Limits::default()
     };
     let svc = start(Policy::default(), limits);
-    let s = connect(&svc.socket);
+    let s = raw_connect(&svc.socket);
     assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
     // A good request between refusals resets the count.
     for _ in 0..3 {
@@ -279,6 +215,6 @@ fn a_connection_that_keeps_sending_bad_frames_is_closed() {
     );
     assert!(wait_until(5, || svc.handle.stats().connections == 0));
     // Other connections are unaffected.
-    let s = connect(&svc.socket);
+    let s = raw_connect(&svc.socket);
     assert_eq!(answer(&s, &HANDSHAKE, None), "OK");
 }

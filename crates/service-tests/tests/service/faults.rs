@@ -6,10 +6,9 @@
 //! of this binary run one at a time (they count the process's fds).
 
 use crate::common::*;
-use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
-use unimem::core::wire::{selector, Header, Reply, Request, MAX_MESSAGE, VERSION};
+use unimem::core::wire::{selector, Header, Reply, Request, MAX_MESSAGE};
 use unimem::probe::probe;
 use unimem::resolve::service::ServiceClient;
 use unimem::resolve::ServiceResolver;
@@ -17,81 +16,10 @@ use unimem::service::rule::Rule;
 use unimem::service::{frame, Config, Limits, Policy, Service};
 use unimem::surface::{Backing, Surface};
 use unimem::ErrorKind;
+use unimem_service_tests::env;
+use unimem_service_tests::request::{call, prepare, send, HANDSHAKE};
 
 const MIB: u64 = 1 << 20;
-
-fn call(sock: &OwnedFd, req: &Request, fd: Option<&OwnedFd>) -> Reply {
-    send(sock, req, fd);
-    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
-    let f = frame::recv(sock.as_fd(), &mut buf).unwrap().unwrap();
-    Reply::decode(req.selector(), &buf[..f.len]).unwrap()
-}
-
-fn send(sock: &OwnedFd, req: &Request, fd: Option<&OwnedFd>) {
-    let fds: Vec<_> = fd.iter().map(|f| f.as_fd()).collect();
-    frame::send(sock.as_fd(), &req.encode(), &fds).unwrap();
-}
-
-const HANDSHAKE: Request = Request::handshake(VERSION, VERSION);
-
-fn prepare(length: u64) -> Request {
-    Request::prepare(0, length, 0, 0)
-}
-
-/// Child: goes through the protocol up to the step named by
-/// `UNIMEM_TEST_STEP`, says `AT <step>` and waits there to be killed.
-#[test]
-#[ignore = "helper: run as a child process by other tests"]
-fn child_step() {
-    if !is_child("child_step") {
-        return;
-    }
-    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
-    let step = std::env::var("UNIMEM_TEST_STEP").unwrap();
-    let sock = raw_connect(&socket);
-    let at = |s: &str| {
-        say(format!("AT {s}"));
-        wait_for_parent();
-    };
-    if step == "connect" {
-        return at("connect");
-    }
-    assert!(matches!(call(&sock, &HANDSHAKE, None), Reply::Handshake(_)));
-    if step == "handshake" {
-        return at("handshake");
-    }
-    let big = 512 * MIB;
-    let s = Surface::create(
-        if step == "holding" { 64 * MIB } else { big },
-        Backing::Memfd,
-    )
-    .unwrap();
-    let fd = s.fd().try_clone_to_owned().unwrap();
-    if step == "prepare" {
-        send(&sock, &prepare(big), Some(&fd));
-        return at("prepare");
-    }
-    let Reply::Segments(batch) = call(&sock, &prepare(s.len()), Some(&fd)) else {
-        panic!("prepare failed")
-    };
-    match step.as_str() {
-        "holding" => at("holding"),
-        "segments" => {
-            // Requests pile up with their replies unread.
-            for _ in 0..64 {
-                let req = Request::segments(batch.handle.get(), 0);
-                send(&sock, &req, None);
-            }
-            at("segments")
-        }
-        "checksum" => {
-            let req = Request::checksum(batch.handle.get(), 0, s.len());
-            send(&sock, &req, None);
-            at("checksum")
-        }
-        other => panic!("unknown step {other}"),
-    }
-}
 
 #[test]
 fn clients_killed_at_every_step_leave_nothing_behind() {
@@ -108,13 +36,10 @@ fn clients_killed_at_every_step_leave_nothing_behind() {
             "segments",
             "checksum",
         ] {
-            let mut c = ChildClient::spawn(
-                "child_step",
+            let mut c = child_client(
+                Role::StopAtStep,
                 None,
-                &[
-                    socket_env(&svc.socket),
-                    ("UNIMEM_TEST_STEP", step.to_string()),
-                ],
+                &[socket_env(&svc.socket), (env::STEP, step.to_string())],
             );
             let line = c.line();
             assert_eq!(line.as_deref(), Some(format!("AT {step}").as_str()));
@@ -195,7 +120,7 @@ fn slow_readers_are_served_and_non_readers_are_dropped() {
     // Slow: 100 requests queued, replies read one per 20 ms, all correct.
     let slow = raw_connect(&svc.socket);
     call(&slow, &HANDSHAKE, None);
-    let Reply::Segments(batch) = call(&slow, &prepare(s.len()), Some(&fd)) else {
+    let Reply::Segments(batch) = call(&slow, &prepare(0, s.len()), Some(fd.as_fd())) else {
         panic!("prepare")
     };
     let n = 100;
@@ -228,7 +153,7 @@ fn slow_readers_are_served_and_non_readers_are_dropped() {
     // Never reads: the service gives up on it after the reply timeout.
     let deaf = raw_connect(&svc.socket);
     call(&deaf, &HANDSHAKE, None);
-    call(&deaf, &prepare(s.len()), Some(&fd));
+    call(&deaf, &prepare(0, s.len()), Some(fd.as_fd()));
     let mut queued = 0;
     for _ in 0..100_000 {
         let req = Request::segments(batch.handle.get().min(1), 0).encode();

@@ -3,98 +3,23 @@
 //! through another connection's handles, not through a file it may only
 //! read (or only name, `O_PATH`), not through offsets outside its surface;
 //! and the socket and its directory have the modes the policy says. (The
-//! byte caps under load are in `service_load.rs`.)
+//! byte caps under load are in `load.rs`.)
 
 use crate::common::*;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
-use unimem::core::wire::{Header, Request, MAX_MESSAGE, VERSION};
+use unimem::core::wire::Request;
 use unimem::resolve::service::ServiceClient;
 use unimem::service::rule::Rule;
-use unimem::service::{frame, Config, Limits, Policy, Service};
+use unimem::service::{Config, Limits, Policy, Service};
 use unimem::surface::{Backing, Surface};
+use unimem_service_tests::env;
+use unimem_service_tests::request::{prepare, refusal, HANDSHAKE};
 
 const MIB: u64 = 1 << 20;
 const NOBODY: u32 = 65534;
 const NOT_ADMITTED: u32 = 65533;
-
-/// One request on a raw connection; the reply's rule if it is a refusal,
-/// None if it succeeded; panics if the connection ended.
-fn refusal(
-    sock: &std::os::fd::OwnedFd,
-    req: &Request,
-    fd: Option<std::os::fd::BorrowedFd<'_>>,
-) -> Option<Rule> {
-    let fds: Vec<_> = fd.into_iter().collect();
-    let _ = frame::send(sock.as_fd(), &req.encode(), &fds);
-    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
-    // A refused connection is closed with the request unread: ECONNRESET
-    // comes first, then the reply the service queued.
-    let f = match frame::recv(sock.as_fd(), &mut buf) {
-        Err(rustix::io::Errno::CONNRESET) => frame::recv(sock.as_fd(), &mut buf),
-        other => other,
-    }
-    .unwrap()
-    .expect("a reply, not a closed connection");
-    let h = Header::parse(&buf[..f.len]).unwrap();
-    (!h.status().is_success()).then(|| Rule::from_detail(h.detail.get()).expect("a rule"))
-}
-
-const HANDSHAKE: Request = Request::handshake(VERSION, VERSION);
-
-fn prepare(offset: u64, length: u64) -> Request {
-    Request::prepare(offset, length, 0, 0)
-}
-
-/// Child: connects as its uid and tries, raw, everything in
-/// `UNIMEM_TEST_TRY`; prints one `RESULT <what> <rule or OK or CLOSED>` line each.
-#[test]
-#[ignore = "helper: run as a child process by other tests"]
-fn child_try() {
-    if !is_child("child_try") {
-        return;
-    }
-    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
-    let sock = match rustix::net::socket(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::SEQPACKET,
-        None,
-    )
-    .and_then(|s| {
-        rustix::net::connect(&s, &rustix::net::SocketAddrUnix::new(&socket).unwrap())?;
-        Ok(s)
-    }) {
-        Ok(s) => s,
-        Err(e) => return say(format!("RESULT connect {e}")),
-    };
-    let show = |what: &str, r: Option<Rule>| say(format!("RESULT {what} {r:?}"));
-    show("handshake", refusal(&sock, &HANDSHAKE, None));
-    for path in std::env::var("UNIMEM_TEST_TRY").unwrap().split(',') {
-        let (mode, path) = path.split_once(':').unwrap();
-        use rustix::fs::{Mode, OFlags};
-        let flags = if mode == "path" {
-            OFlags::PATH
-        } else {
-            OFlags::RDONLY
-        };
-        let fd = rustix::fs::open(path, flags | OFlags::CLOEXEC, Mode::empty()).unwrap();
-        let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
-        let req = prepare(0, rustix::param::page_size() as u64);
-        if frame::send(sock.as_fd(), &req.encode(), &[fd.as_fd()]).is_err() {
-            say(format!("RESULT {mode} CLOSED"));
-            continue;
-        }
-        match frame::recv(sock.as_fd(), &mut buf) {
-            Ok(Some(f)) => {
-                let h = Header::parse(&buf[..f.len]).unwrap();
-                let r = (!h.status().is_success()).then(|| Rule::from_detail(h.detail.get()));
-                say(format!("RESULT {mode} {r:?}"));
-            }
-            _ => say(format!("RESULT {mode} CLOSED")),
-        }
-    }
-}
 
 fn results(c: &mut ChildClient) -> Vec<String> {
     let mut v = Vec::new();
@@ -133,18 +58,18 @@ fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
         std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
     }
     let tries = format!("read:{},path:{}", shm.display(), secret.display());
-    let env = [socket_env(&svc.socket), ("UNIMEM_TEST_TRY", tries.clone())];
+    let env = [socket_env(&svc.socket), (env::FILES, tries.clone())];
 
     // Not admitted: the handshake is refused by the policy and the
     // connection ends; nothing else is answered.
-    let mut c = ChildClient::spawn("child_try", Some(NOT_ADMITTED), &env);
+    let mut c = child_client(Role::PrepareFiles, Some(NOT_ADMITTED), &env);
     let r = results(&mut c);
     assert!(c.child.wait().unwrap().success());
     assert_eq!(r[0], "RESULT handshake Some(Policy)", "{r:?}");
     assert!(r[1..].iter().all(|l| l.ends_with("CLOSED")), "{r:?}");
 
     // Admitted, but with fds of files it may only read or only name.
-    let mut c = ChildClient::spawn("child_try", Some(NOBODY), &env);
+    let mut c = child_client(Role::PrepareFiles, Some(NOBODY), &env);
     let r = results(&mut c);
     assert!(c.child.wait().unwrap().success());
     assert_eq!(
@@ -162,7 +87,7 @@ fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
 #[test]
 fn no_connection_reaches_another_connections_handles_or_outside_its_surface() {
     // B guesses many handles on one connection: the limit of bad requests
-    // in a row that would close it is tested in service_availability.rs.
+    // in a row that would close it is tested in availability.rs.
     let limits = Limits {
         max_refusals: 1000,
         ..Limits::default()

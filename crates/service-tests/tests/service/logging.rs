@@ -4,11 +4,11 @@
 //! line).
 
 use crate::common::*;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 use unimem::service::logbook;
 use unimem::service::{Limits, Policy};
+use unimem_service_tests::env;
 
 const NOBODY: u32 = 65534;
 const NOT_ADMITTED: u32 = 65533;
@@ -41,26 +41,6 @@ fn refusal_lines() -> Vec<String> {
         .collect()
 }
 
-/// Child: connects `UNIMEM_TEST_CONNS` times and hangs up each time.
-#[test]
-#[ignore = "helper: run as a child process by other tests"]
-fn child_connect_many() {
-    if !is_child("child_connect_many") {
-        return;
-    }
-    let socket = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
-    let n: u64 = std::env::var("UNIMEM_TEST_CONNS").unwrap().parse().unwrap();
-    let addr = rustix::net::SocketAddrUnix::new(&socket).unwrap();
-    let mut refused = 0;
-    for _ in 0..n {
-        let s = unimem::service::frame::socket().unwrap();
-        if rustix::net::connect(&s, &addr).is_ok() {
-            refused += 1;
-        }
-    }
-    say(format!("CONNECTED {refused}"));
-}
-
 #[test]
 fn twenty_thousand_refused_connections_give_a_bounded_number_of_lines() {
     // The log is process-wide: no other test's refusals may land in it.
@@ -76,10 +56,10 @@ fn twenty_thousand_refused_connections_give_a_bounded_number_of_lines() {
     );
     let env = [
         socket_env(&svc.socket),
-        ("UNIMEM_TEST_CONNS", CONNECTIONS.to_string()),
+        (env::CONNS, CONNECTIONS.to_string()),
     ];
     let started = std::time::Instant::now();
-    let mut c = ChildClient::spawn("child_connect_many", Some(NOT_ADMITTED), &env);
+    let mut c = child_client(Role::ConnectMany, Some(NOT_ADMITTED), &env);
     assert_eq!(c.line(), Some(format!("CONNECTED {CONNECTIONS}")));
     assert!(c.finish().success());
     assert!(

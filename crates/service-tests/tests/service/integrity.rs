@@ -6,13 +6,14 @@
 //! against writing is refused by name.
 
 use crate::common::*;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use unimem::core::iokit::IoReturn;
-use unimem::core::wire::{Header, Reply, Request, MAX_MESSAGE, VERSION};
+use unimem::core::wire::{Header, Reply, Request, VERSION};
 use unimem::resolve::service::ServiceClient;
 use unimem::service::rule::Rule;
-use unimem::service::{frame, Limits, Policy};
+use unimem::service::{Limits, Policy};
 use unimem::ErrorKind;
+use unimem_service_tests::request::{exchange, prepare, rule_of};
 
 const PAGES: u64 = 8;
 
@@ -20,34 +21,14 @@ fn page() -> u64 {
     rustix::param::page_size() as u64
 }
 
-/// One request on a raw connection → the reply's bytes.
-fn call(sock: &OwnedFd, req: &Request, fd: Option<BorrowedFd<'_>>) -> Vec<u8> {
-    let fds: Vec<_> = fd.into_iter().collect();
-    frame::send(sock.as_fd(), &req.encode(), &fds).unwrap();
-    let mut buf = Box::new([0u8; MAX_MESSAGE + 1]);
-    let f = frame::recv(sock.as_fd(), &mut buf)
-        .unwrap()
-        .expect("a reply");
-    buf[..f.len].to_vec()
-}
-
-fn rule_of(reply: &[u8]) -> Option<Rule> {
-    let h = Header::parse(reply).unwrap();
-    (!h.status().is_success()).then(|| Rule::from_detail(h.detail.get()).expect("a rule"))
-}
-
 fn handshaken(svc: &Running) -> OwnedFd {
     let s = raw_connect(&svc.socket);
     let hs = Request::handshake(VERSION, VERSION);
     assert!(matches!(
-        Reply::decode(0, &call(&s, &hs, None)),
+        Reply::decode(0, &exchange(&s, &hs, None)),
         Ok(Reply::Handshake(_))
     ));
     s
-}
-
-fn prepare(offset: u64, length: u64) -> Request {
-    Request::prepare(offset, length, 0, 0)
 }
 
 fn blocks(fd: &OwnedFd) -> u64 {
@@ -66,7 +47,7 @@ fn a_memfd_that_may_shrink_is_refused_with_how_to_seal_it() {
     let fd = unsealed_memfd(PAGES * ps);
     populate(&fd, PAGES * ps);
     let s = handshaken(&svc);
-    let reply = call(&s, &prepare(0, PAGES * ps), Some(fd.as_fd()));
+    let reply = exchange(&s, &prepare(0, PAGES * ps), Some(fd.as_fd()));
     assert_eq!(rule_of(&reply), Some(Rule::NotShrinkSealed));
     assert_eq!(
         Header::parse(&reply).unwrap().status(),
@@ -94,7 +75,7 @@ fn a_punched_hole_under_a_prepared_range_is_reported_never_described_or_filled()
     let len = PAGES * ps;
     let fd = memfd(len);
     let s = handshaken(&svc);
-    let first = call(&s, &prepare(0, len), Some(fd.as_fd()));
+    let first = exchange(&s, &prepare(0, len), Some(fd.as_fd()));
     let Ok(Reply::Segments(batch)) = Reply::decode(1, &first) else {
         panic!("prepare refused: {:?}", rule_of(&first))
     };
@@ -102,15 +83,15 @@ fn a_punched_hole_under_a_prepared_range_is_reported_never_described_or_filled()
     let segments = Request::segments(handle, 0);
     let checksum = Request::checksum(handle, 0, len);
     // Unchanged: both answered.
-    assert_eq!(rule_of(&call(&s, &segments, None)), None);
-    assert_eq!(rule_of(&call(&s, &checksum, None)), None);
+    assert_eq!(rule_of(&exchange(&s, &segments, None)), None);
+    assert_eq!(rule_of(&exchange(&s, &checksum, None)), None);
 
     // One page punched out: the file lost it, the pin keeps an orphan.
     punch(&fd, 3 * ps, ps);
     let before = blocks(&fd);
     assert_eq!(before, (PAGES - 1) * ps / 512);
     for (what, req) in [("segments", &segments), ("checksum", &checksum)] {
-        let reply = call(&s, req, None);
+        let reply = exchange(&s, req, None);
         assert_eq!(
             rule_of(&reply),
             Some(Rule::SurfaceChanged),
@@ -124,7 +105,7 @@ fn a_punched_hole_under_a_prepared_range_is_reported_never_described_or_filled()
     }
     // A checksum of only the pages still there is still answered.
     let head = Request::checksum(handle, 0, 3 * ps);
-    assert_eq!(rule_of(&call(&s, &head, None)), None);
+    assert_eq!(rule_of(&exchange(&s, &head, None)), None);
     // The service filled nothing.
     assert_eq!(blocks(&fd), before, "the service faulted the hole back in");
 
@@ -133,7 +114,7 @@ fn a_punched_hole_under_a_prepared_range_is_reported_never_described_or_filled()
     assert_eq!(blocks(&fd), len / 512);
     for (what, req) in [("segments", &segments), ("checksum", &checksum)] {
         assert_eq!(
-            rule_of(&call(&s, req, None)),
+            rule_of(&exchange(&s, req, None)),
             Some(Rule::SurfaceChanged),
             "{what} after the hole was written again"
         );
@@ -191,7 +172,7 @@ fn a_range_with_holes_is_refused_and_nothing_is_allocated() {
     // Never written: all holes.
     let sparse = unsealed_memfd(64 << 20);
     rustix::fs::fcntl_add_seals(&sparse, rustix::fs::SealFlags::SHRINK).unwrap();
-    let reply = call(&s, &prepare(0, 64 << 20), Some(sparse.as_fd()));
+    let reply = exchange(&s, &prepare(0, 64 << 20), Some(sparse.as_fd()));
     assert_eq!(rule_of(&reply), Some(Rule::NotBacked));
     assert!(Rule::NotBacked
         .describe()
@@ -201,11 +182,11 @@ fn a_range_with_holes_is_refused_and_nothing_is_allocated() {
     let holey = memfd(PAGES * ps);
     punch(&holey, 5 * ps, ps);
     let before = blocks(&holey);
-    let reply = call(&s, &prepare(0, PAGES * ps), Some(holey.as_fd()));
+    let reply = exchange(&s, &prepare(0, PAGES * ps), Some(holey.as_fd()));
     assert_eq!(rule_of(&reply), Some(Rule::NotBacked));
     assert_eq!(blocks(&holey), before);
     // The part before the hole is fine.
-    let reply = call(&s, &prepare(0, 5 * ps), Some(holey.as_fd()));
+    let reply = exchange(&s, &prepare(0, 5 * ps), Some(holey.as_fd()));
     assert_eq!(rule_of(&reply), None);
     assert_eq!(blocks(&holey), before);
     let st = svc.handle.stats();
@@ -241,7 +222,7 @@ fn a_surface_sealed_against_writing_is_not_resolved_writable() {
         )
         .expect("memfds reopen read-write");
         // ...but the seal holds: the service will not resolve it writable.
-        let reply = call(&s, &prepare(0, PAGES * ps), Some(rw.as_fd()));
+        let reply = exchange(&s, &prepare(0, PAGES * ps), Some(rw.as_fd()));
         assert_eq!(rule_of(&reply), Some(Rule::WriteSealed), "{seal:?}");
         // Nor can the holder map it writable itself.
         assert!(unimem::mapping::Mapping::shared(&rw, 0, ps as usize).is_err());
@@ -277,21 +258,21 @@ fn hugetlb_surfaces_need_every_huge_page_and_report_punched_ones() {
     };
     let before = free();
     assert_eq!(
-        rule_of(&call(&s, &prepare(0, len), Some(fd.as_fd()))),
+        rule_of(&exchange(&s, &prepare(0, len), Some(fd.as_fd()))),
         Some(Rule::NotBacked)
     );
     assert_eq!(free(), before, "the refused prepare took huge pages");
     // Written: prepared; then one huge page punched out.
     populate(&fd, len);
-    let first = call(&s, &prepare(0, len), Some(fd.as_fd()));
+    let first = exchange(&s, &prepare(0, len), Some(fd.as_fd()));
     let Ok(Reply::Segments(batch)) = Reply::decode(1, &first) else {
         panic!("prepare refused: {:?}", rule_of(&first))
     };
     let checksum = Request::checksum(batch.handle.get(), 0, len);
-    assert_eq!(rule_of(&call(&s, &checksum, None)), None);
+    assert_eq!(rule_of(&exchange(&s, &checksum, None)), None);
     punch(&fd, huge, huge);
     assert_eq!(
-        rule_of(&call(&s, &checksum, None)),
+        rule_of(&exchange(&s, &checksum, None)),
         Some(Rule::SurfaceChanged)
     );
     assert_eq!(blocks(&fd), 3 * huge / 512, "the checksum filled the hole");

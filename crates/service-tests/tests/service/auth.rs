@@ -6,10 +6,8 @@
 
 use crate::common::*;
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::time::Duration;
 use unimem::resolve::service::ServiceClient;
-use unimem::service::{frame, Config, Service};
+use unimem::service::{Config, Service};
 use unimem::ErrorKind;
 
 const NOBODY: u32 = 65534;
@@ -38,36 +36,6 @@ fn serve_refuses_a_directory_others_can_write_sticky_or_not() {
     h.shutdown();
 }
 
-/// Child: binds and listens at `UNIMEM_TEST_SOCKET` as its (non-root)
-/// uid, then for each of two connections says what it received.
-#[test]
-#[ignore = "helper: run as a child process by other tests"]
-fn child_impostor() {
-    if !is_child("child_impostor") {
-        return;
-    }
-    let path = PathBuf::from(std::env::var("UNIMEM_TEST_SOCKET").unwrap());
-    let listener = frame::socket().unwrap();
-    rustix::net::bind(&listener, &frame::address(&path).unwrap()).unwrap();
-    rustix::net::listen(&listener, 4).unwrap();
-    say("READY");
-    for _ in 0..2 {
-        let conn = rustix::net::accept(&listener).unwrap();
-        rustix::net::sockopt::set_socket_timeout(
-            &conn,
-            rustix::net::sockopt::Timeout::Recv,
-            Some(Duration::from_secs(10)),
-        )
-        .unwrap();
-        let mut buf = Box::new([0u8; unimem::core::wire::MAX_MESSAGE + 1]);
-        match frame::recv(std::os::fd::AsFd::as_fd(&conn), &mut buf) {
-            Ok(Some(f)) => say(format!("RECEIVED {} bytes {} fds", f.len, f.fds.len())),
-            Ok(None) => say("RECEIVED nothing"),
-            Err(e) => say(format!("RECEIVED error {e}")),
-        }
-    }
-}
-
 #[test]
 fn the_client_sends_nothing_to_a_server_that_is_not_the_service_uid() {
     require_root();
@@ -79,7 +47,7 @@ fn the_client_sends_nothing_to_a_server_that_is_not_the_service_uid() {
     )
     .unwrap();
     let socket = dir.0.join("unimem.sock");
-    let mut imp = ChildClient::spawn("child_impostor", Some(NOBODY), &[socket_env(&socket)]);
+    let mut imp = child_client(Role::Impostor, Some(NOBODY), &[socket_env(&socket)]);
     assert_eq!(imp.line().as_deref(), Some("READY"));
 
     // The default: the service must be root. Refused before anything is sent.
