@@ -39,7 +39,7 @@ step "macOS backend, real target: clippy for aarch64-apple-darwin (check only; n
 has_apple_target() { rustup target list --installed 2>/dev/null | grep -x aarch64-apple-darwin >/dev/null; }
 has_apple_target || rustup target add aarch64-apple-darwin >/dev/null 2>&1 || true
 if has_apple_target; then
-    cargo clippy -p unimem -p unimem-cli --all-targets --target aarch64-apple-darwin --target-dir target/apple-darwin --quiet -- -D warnings
+    cargo clippy -p unimem -p unimem-cli -p unimem-service-tests --all-targets --target aarch64-apple-darwin --target-dir target/apple-darwin --quiet -- -D warnings
 else
     echo "test.sh: skipped the aarch64-apple-darwin clippy: \`rustup target add aarch64-apple-darwin\` failed here; the macOS code is checked only through --cfg unimem_apple_check above" >&2
 fi
