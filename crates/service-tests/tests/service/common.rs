@@ -114,6 +114,14 @@ impl Drop for Beside {
     }
 }
 
+/// A policy that admits `uid` besides root, and nothing else.
+pub fn admitting(uid: u32) -> Policy {
+    Policy {
+        allow_uids: vec![uid],
+        ..Policy::default()
+    }
+}
+
 pub fn start(policy: Policy, limits: Limits) -> Running {
     require_root();
     let beside = Beside::take();

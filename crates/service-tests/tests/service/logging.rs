@@ -7,7 +7,7 @@ use crate::common::*;
 use std::sync::Mutex;
 use std::time::Duration;
 use unimem::service::logbook;
-use unimem::service::{Limits, Policy};
+use unimem::service::Limits;
 use unimem_service_tests::env;
 
 const NOBODY: u32 = 65534;
@@ -47,13 +47,7 @@ fn twenty_thousand_refused_connections_give_a_bounded_number_of_lines() {
     let _alone = alone();
     log::set_logger(&Keep).unwrap();
     log::set_max_level(log::LevelFilter::Trace);
-    let svc = start(
-        Policy {
-            allow_uids: vec![NOBODY],
-            ..Policy::default()
-        },
-        Limits::default(),
-    );
+    let svc = start(admitting(NOBODY), Limits::default());
     let env = [
         socket_env(&svc.socket),
         (env::CONNS, CONNECTIONS.to_string()),

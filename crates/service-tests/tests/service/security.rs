@@ -31,14 +31,7 @@ fn results(c: &mut ChildClient) -> Vec<String> {
 
 #[test]
 fn a_uid_not_admitted_gets_nothing_and_readable_files_are_refused() {
-    let svc = start(
-        Policy {
-            allow_uids: vec![NOBODY],
-            allow_gids: vec![],
-            admin_gids: vec![],
-        },
-        Limits::default(),
-    );
+    let svc = start(admitting(NOBODY), Limits::default());
     // A root-owned tmpfs file others may read, and one only root may read.
     let shm = PathBuf::from(format!("/dev/shm/unimem-sec-{}", std::process::id()));
     let secret = PathBuf::from(format!("/dev/shm/unimem-sec-{}-0600", std::process::id()));
@@ -161,14 +154,7 @@ fn socket_and_directory_modes_follow_the_policy() {
             },
             (0o660, 4242),
         ),
-        (
-            Policy {
-                allow_uids: vec![NOBODY],
-                allow_gids: vec![],
-                admin_gids: vec![],
-            },
-            (0o666, 0),
-        ),
+        (admitting(NOBODY), (0o666, 0)),
     ] {
         let sock = dir.0.join("run/unimem.sock");
         let mut config = Config::new(&sock);

@@ -4,21 +4,14 @@
 //! told it was the policy.
 
 use crate::common::*;
-use unimem::service::{Limits, Policy};
+use unimem::service::Limits;
 
 const NOBODY: u32 = 65534;
 const NOT_ADMITTED: u32 = 65533;
 
 #[test]
 fn unprivileged_client_gets_addresses_matching_independent_pagemap() {
-    let svc = start(
-        Policy {
-            allow_uids: vec![NOBODY],
-            allow_gids: vec![],
-            admin_gids: vec![],
-        },
-        Limits::default(),
-    );
+    let svc = start(admitting(NOBODY), Limits::default());
     let mut c = child_client(Role::Probe, Some(NOBODY), &[socket_env(&svc.socket)]);
     assert_eq!(c.line().as_deref(), Some(format!("uid {NOBODY}").as_str()));
     let connected = c.line().unwrap();
@@ -67,14 +60,7 @@ fn unprivileged_client_gets_addresses_matching_independent_pagemap() {
 
 #[test]
 fn uid_the_policy_does_not_admit_gets_permission_denied() {
-    let svc = start(
-        Policy {
-            allow_uids: vec![NOBODY],
-            allow_gids: vec![],
-            admin_gids: vec![],
-        },
-        Limits::default(),
-    );
+    let svc = start(admitting(NOBODY), Limits::default());
     let mut c = child_client(Role::Probe, Some(NOT_ADMITTED), &[socket_env(&svc.socket)]);
     assert_eq!(
         c.line().as_deref(),
