@@ -194,6 +194,16 @@ fn split(addr: usize, len: usize) -> Vec<libc::iovec> {
     out
 }
 
+/// The unit tests that pin memory, one at a time: `VmPin` is one number
+/// for the whole test process, so a test that reads it must not see another
+/// test's pin come or go meanwhile.
+#[cfg(test)]
+pub(crate) fn serial_pin_test() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +220,7 @@ mod tests {
 
     #[test]
     fn pins_and_releases_a_memfd_mapping() {
+        let _serial = serial_pin_test();
         let fd =
             rustix::fs::memfd_create("unimem-pin-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
         rustix::fs::ftruncate(&fd, 1 << 20).unwrap();

@@ -263,6 +263,7 @@ mod tests {
 
     #[test]
     fn pins_reuse_the_slots_of_released_pins() {
+        let _serial = crate::pin::serial_pin_test();
         let fd = rustix::fs::memfd_create("unimem-pin-table-test", rustix::fs::MemfdFlags::CLOEXEC)
             .unwrap();
         rustix::fs::ftruncate(&fd, 1 << 20).unwrap();

@@ -154,6 +154,7 @@ mod tests {
 
     #[test]
     fn a_session_runs_the_protocol_and_closes_clean() {
+        let _serial = crate::pin::serial_pin_test();
         let page = crate::system::page_size().bytes();
         let limits = Limits {
             max_prepare_bytes: 4 * page,
