@@ -18,6 +18,7 @@ pub mod inspect;
 pub mod iomem;
 #[cfg(target_os = "linux")]
 pub mod kpageflags;
+mod lock;
 #[cfg(target_os = "linux")]
 pub mod mapping;
 #[cfg(target_os = "linux")]

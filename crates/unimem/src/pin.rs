@@ -200,8 +200,7 @@ fn split(addr: usize, len: usize) -> Vec<libc::iovec> {
 #[cfg(test)]
 pub(crate) fn serial_pin_test() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    crate::lock::lock(&LOCK)
 }
 
 #[cfg(test)]

@@ -15,10 +15,11 @@
 
 use super::{iovecs_of, new_ring, register_error, Holder, Pin};
 use crate::error::{Error, ErrorKind, Result};
+use crate::lock::lock;
 use crate::mapping::Mapping;
 use io_uring::IoUring;
 use rustix::io::Errno;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// Most slots one table may have (`IORING_MAX_REG_BUFFERS`).
 pub const MAX_SLOTS: u32 = 1 << 14;
@@ -181,12 +182,6 @@ impl Slots {
         emptied
             .map_err(|e| Error::with_source(ErrorKind::Io, "cannot unregister pinned buffers", e))
     }
-}
-
-fn lock(table: &Mutex<Table>) -> MutexGuard<'_, Table> {
-    // The table's state is consistent between calls: a panic elsewhere
-    // leaves nothing half-done in it.
-    table.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Which slots of a table are free. Bookkeeping only: the kernel's table is

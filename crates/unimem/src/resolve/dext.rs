@@ -10,8 +10,9 @@
 //! whose DMA commands have no IOMMU parent reports `DmaUnresolved`, never
 //! `Physical`.
 
+use crate::lock::lock;
 use std::os::fd::BorrowedFd;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use unimem_core::iokit::IoReturn;
 use unimem_core::wire::{self, Reply, Request};
@@ -152,10 +153,6 @@ impl<C: StructCall> DextResolver<C> {
     pub fn server(&self) -> wire::HandshakeReply {
         *lock(&self.client).server()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl<C: StructCall + Send + 'static> Resolver for DextResolver<C> {

@@ -12,6 +12,7 @@
 use super::protocol::{ProtocolClient, SurfaceRef};
 use super::{Prepared, RemoteChecksum, Resolver};
 use crate::error::Result;
+use crate::lock::lock;
 use crate::surface::Surface;
 use std::os::fd::BorrowedFd;
 use std::path::Path;
@@ -170,10 +171,6 @@ impl Drop for Hold {
         // range anyway.
         let _ = lock(&self.client).complete(self.handle);
     }
-}
-
-fn lock(m: &Mutex<ServiceClient>) -> std::sync::MutexGuard<'_, ServiceClient> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Connects (to a service that must run as `service_uid`), does the

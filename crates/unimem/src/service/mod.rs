@@ -27,6 +27,7 @@ pub mod logbook;
 pub mod policy;
 mod prepared;
 mod socket_dir;
+pub(crate) use crate::lock::lock;
 use socket_dir::{prepare_dir, remove_stale, Staging};
 mod stats;
 /// The refusal rules, part of the wire contract (`unimem_core::wire::refusal`).
@@ -366,10 +367,6 @@ impl Drop for ServiceHandle {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn accept_loop(shared: &Arc<Shared>, listener: &Arc<OwnedFd>) {
