@@ -268,23 +268,17 @@ mod tests {
         map
     }
 
-    #[test]
-    fn a_dext_map_is_never_called_physical() {
-        let map = dext_like_map();
-        let pattern = Pattern::new(map.page_size(), 3);
-        let mut bytes = vec![0u8; 4 * 16384];
-        pattern.fill(0, &mut bytes);
-        let integrity = pattern.verify(0, &bytes);
-        let checks = [ChecksumCheck::against(
-            &bytes,
-            0,
-            bytes.len() as u64,
-            unimem_core::checksum::checksum(&bytes),
-        )];
-        let view = ProbeView {
-            map: &map,
-            integrity: &integrity,
-            checksums: &checks,
+    /// What the macOS probe shows for `map`: an IOSurface resolved by the
+    /// DEXT, which vouches with checksums.
+    fn dext_view<'a>(
+        map: &'a PaMap,
+        integrity: &'a Verification,
+        checksums: &'a [ChecksumCheck],
+    ) -> ProbeView<'a> {
+        ProbeView {
+            map,
+            integrity,
+            checksums,
             checksums_required: true,
             surface: SurfaceJson {
                 backing: "iosurface",
@@ -301,7 +295,23 @@ mod tests {
             numa: None,
             dma: None,
             arrangement: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_dext_map_is_never_called_physical() {
+        let map = dext_like_map();
+        let pattern = Pattern::new(map.page_size(), 3);
+        let mut bytes = vec![0u8; 4 * 16384];
+        pattern.fill(0, &mut bytes);
+        let integrity = pattern.verify(0, &bytes);
+        let checks = [ChecksumCheck::against(
+            &bytes,
+            0,
+            bytes.len() as u64,
+            unimem_core::checksum::checksum(&bytes),
+        )];
+        let view = dext_view(&map, &integrity, &checks);
         assert!(view.verified());
         let text = render(&view, false);
         assert!(!text.contains("Phys"), "{text}");
@@ -327,27 +337,7 @@ mod tests {
         let mut bytes = vec![0u8; 4 * 16384];
         pattern.fill(0, &mut bytes);
         let integrity = pattern.verify(0, &bytes);
-        let view = ProbeView {
-            map: &map,
-            integrity: &integrity,
-            checksums: &[],
-            checksums_required: true,
-            surface: SurfaceJson {
-                backing: "iosurface",
-                virtual_address: 0x1_0000_0000,
-                length: 4 * 16384,
-                pattern_salt: 3,
-                id: Some(9),
-            },
-            resolver: ResolverJson {
-                name: "dext",
-                pinned: true,
-            },
-            device: None,
-            numa: None,
-            dma: None,
-            arrangement: None,
-        };
+        let view = dext_view(&map, &integrity, &[]);
         assert!(!view.verified());
         let json = serde_json::to_value(ProbeJson::new(&view)).unwrap();
         assert_eq!(json["verification"]["ok"], false);

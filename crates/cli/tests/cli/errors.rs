@@ -10,14 +10,7 @@ fn unprivileged_direct_probe_is_permission_denied() {
     let out = as_nobody(&["probe", "--via", "direct"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.trim_end()
-            .lines()
-            .last()
-            .unwrap_or("")
-            .starts_with("unimem: "),
-        "{err}"
-    );
+    assert!(last_line(&err).starts_with("unimem: "), "{err}");
     assert!(err.contains("CAP_SYS_ADMIN"), "{err}");
     assert!(
         !stdout(&out).contains("0x0000000000000"),
@@ -30,18 +23,16 @@ fn unprivileged_direct_probe_is_permission_denied() {
     );
 }
 
+/// The last line of a stderr text: where the command's one error line goes.
+fn last_line(err: &str) -> &str {
+    err.trim_end().lines().last().unwrap_or("")
+}
+
 pub(crate) fn assert_error(args: &[&str], needle: &str) {
     let out = unimem(args);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(
-        err.trim_end()
-            .lines()
-            .last()
-            .unwrap_or("")
-            .starts_with("unimem: "),
-        "{args:?}: {err}"
-    );
+    assert!(last_line(&err).starts_with("unimem: "), "{args:?}: {err}");
     assert_eq!(
         err.trim_end()
             .lines()

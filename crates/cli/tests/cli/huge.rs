@@ -4,6 +4,7 @@
 
 use crate::common::*;
 use crate::errors::assert_error;
+use crate::map::map_rows;
 use unimem_testkit::{mm_lock, Knob};
 
 pub(crate) const NR_HUGEPAGES: &str = "/proc/sys/vm/nr_hugepages";
@@ -91,21 +92,8 @@ fn thp_probe_gets_huge_folios_where_shmem_thp_is_allowed() {
         let held = HeldProbe::start(&["--size", "8M", "--backing", "thp"]);
         assert_eq!(held.json["verification"]["ok"], true);
         let (pid, va, len) = (held.pid(), held.va(), held.len());
-        let out = unimem(&[
-            "map",
-            "--pid",
-            &pid.to_string(),
-            "--addr",
-            &format!("{va:#x}"),
-            "--len",
-            &len.to_string(),
-            "--json",
-        ]);
-        let j: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", stderr(&out)));
-        let thp_bytes: u64 = j["segments"]
-            .as_array()
-            .unwrap()
+        let rows = map_rows(pid, va, len, false);
+        let thp_bytes: u64 = rows
             .iter()
             .filter(|r| r["flags"].as_array().unwrap().iter().any(|f| f == "thp"))
             .map(|r| r["length"].as_u64().unwrap())
@@ -113,7 +101,8 @@ fn thp_probe_gets_huge_folios_where_shmem_thp_is_allowed() {
         // MADV_COLLAPSE makes every aligned 2 MiB huge or fails the probe.
         assert!(
             thp_bytes >= 4 << 20,
-            "shmem_enabled {mode}: only {thp_bytes} of {len} bytes are THP: {j}"
+            "shmem_enabled {mode}: only {thp_bytes} of {len} bytes are THP: {}",
+            serde_json::Value::Array(rows)
         );
         let (reference, _) = stable(5, || reference_segments(pid, va, len), || ());
         assert!(

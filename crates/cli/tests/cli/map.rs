@@ -114,7 +114,9 @@ fn captured_words(pid: u32, va: u64, len: u64) -> Vec<u64> {
         .collect()
 }
 
-fn map_rows(pid: u32, va: u64, len: u64, raw: bool) -> Vec<serde_json::Value> {
+/// The rows of `unimem map --json` (with `--raw`, as read) of
+/// `[va, va + len)` in `pid`.
+pub(crate) fn map_rows(pid: u32, va: u64, len: u64, raw: bool) -> Vec<serde_json::Value> {
     let (pid, va, len) = (pid.to_string(), format!("{va:#x}"), len.to_string());
     let mut args = vec!["map", "--pid", &pid, "--addr", &va, "--len", &len, "--json"];
     if raw {
